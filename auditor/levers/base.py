@@ -1,0 +1,84 @@
+"""The lever interface: one module per cost lever, one entry point, no knowledge of other levers.
+
+A lever reads the priced canonical frame (auditor.schema.CANONICAL_SCHEMA, one row per request, keyed by
+`row_id`) and returns its per-request counterfactual: for each request it touches, what that request would
+cost with the lever applied (expected, and a low/high range). The plan (auditor.plan) combines levers in
+the fixed order of report.LEVER_ORDER, so a dollar is never counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
+
+import polars as pl
+
+from auditor.report import Confidence, Finding, Gap
+
+if TYPE_CHECKING:
+    from auditor.prices import PriceBook
+
+# Columns of LeverResult.counterfactual. Costs are auditor.schema.MONEY (Decimal) or Float64.
+COUNTERFACTUAL_SCHEMA: dict[str, pl.DataType] = {
+    "row_id": pl.Int64(),
+    "cost_after_usd": pl.Decimal(38, 12),  # expected cost of this request with the lever applied
+    "cost_after_low_savings_usd": pl.Decimal(38, 12),  # cost in the pessimistic case (least savings)
+    "cost_after_high_savings_usd": pl.Decimal(38, 12),  # cost in the optimistic case (most savings)
+}
+
+
+@dataclass
+class LeverContext:
+    """What a lever may use besides the frame: prices, its options from config, the pricing date."""
+
+    prices: PriceBook
+    options: dict[str, Any] = field(default_factory=dict)  # this lever's section of llm-audit.yaml
+    price_date: date | None = None  # --price-date, when the user repriced everything at one date
+    config: Any = None  # the whole auditor.config.Config, for cross-cutting settings (pins, tags)
+
+
+@dataclass
+class LeverResult:
+    lever_id: str
+    title: str
+    confidence: Confidence
+    # One row per touched request (rows not listed are unchanged by this lever); COUNTERFACTUAL_SCHEMA.
+    counterfactual: pl.DataFrame
+    findings: list[Finding] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    method: str = ""
+    gaps: list[Gap] = field(default_factory=list)
+
+
+class Lever(Protocol):
+    id: str
+    title: str
+
+    def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
+        """Counterfactual and findings for the priced canonical frame. Must not print or mutate `frame`."""
+        ...
+
+
+def empty_counterfactual() -> pl.DataFrame:
+    return pl.DataFrame(schema=COUNTERFACTUAL_SCHEMA)
+
+
+def counterfactual_frame(
+    row_id: pl.Series | list[int],
+    cost_after: pl.Series | list[Any],
+    cost_after_low_savings: pl.Series | list[Any] | None = None,
+    cost_after_high_savings: pl.Series | list[Any] | None = None,
+) -> pl.DataFrame:
+    """Build a counterfactual frame; the range defaults to the expected value."""
+    expected = pl.Series("cost_after_usd", cost_after).cast(pl.Decimal(38, 12))
+    low = expected if cost_after_low_savings is None else pl.Series(cost_after_low_savings)
+    high = expected if cost_after_high_savings is None else pl.Series(cost_after_high_savings)
+    return pl.DataFrame(
+        {
+            "row_id": pl.Series(row_id).cast(pl.Int64),
+            "cost_after_usd": expected,
+            "cost_after_low_savings_usd": low.cast(pl.Decimal(38, 12)),
+            "cost_after_high_savings_usd": high.cast(pl.Decimal(38, 12)),
+        }
+    )
