@@ -1,0 +1,253 @@
+"""The scan pipeline, one direction: ingest -> filter/sample -> tokens -> sort -> price -> levers -> plan -> Report.
+
+Analysis never prints; progress is a callback the CLI passes in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from auditor import __version__
+from auditor.config import Config
+from auditor.ingest import IngestResult, read_paths
+from auditor.levers import available_levers
+from auditor.levers.base import LeverContext, LeverResult
+from auditor.plan import build_plan
+from auditor.prices import PriceBook
+from auditor.report import Finding, Gap, Report, usd
+from auditor.schema import SORT_KEYS
+from auditor.tokens import fill_missing_tokens
+
+SKIPPED_SAMPLES = 50  # how many skipped records the report lists one by one (all are counted)
+BREAKDOWN_KEYS = ("model", "provider", "feature", "tenant", "day")
+UNATTRIBUTED = "(none)"
+
+
+@dataclass
+class ScanOptions:
+    paths: Sequence[str]
+    input_format: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    sample_rate: float | None = None  # keep this share of requests, chosen by a stable hash of request_id
+    price_date: date | None = None
+    config: Config = field(default_factory=Config)
+    run_levers: bool = True
+
+
+@dataclass
+class ScanResult:
+    report: Report
+    frame: pl.DataFrame  # the priced canonical table
+    ingest: IngestResult
+    lever_results: list[LeverResult]
+
+
+def sample_mask(request_ids: pl.Series, rate: float) -> pl.Series:
+    """Deterministic sampling: a request is kept when a stable hash of its id falls under `rate`.
+
+    blake2b rather than polars' hash, whose values may change between polars versions; each distinct id is
+    hashed once.
+    """
+    unique = request_ids.unique()
+    buckets = [
+        int.from_bytes(hashlib.blake2b(str(rid).encode(), digest_size=8).digest(), "big") / 2**64 for rid in unique
+    ]
+    lookup = pl.DataFrame({"request_id": unique, "bucket": buckets})
+    joined = request_ids.to_frame("request_id").join(lookup, on="request_id", how="left", maintain_order="left")
+    return joined["bucket"] < rate
+
+
+def prepare_frame(ingest: IngestResult, options: ScanOptions, prices: PriceBook) -> pl.DataFrame:
+    frame = ingest.frame
+    if options.since is not None:
+        frame = frame.filter(pl.col("timestamp") >= options.since)
+    if options.until is not None:
+        frame = frame.filter(pl.col("timestamp") < options.until)
+    if options.sample_rate is not None and options.sample_rate < 1.0:
+        frame = frame.filter(sample_mask(frame["request_id"], options.sample_rate))
+    frame = fill_missing_tokens(frame)
+    frame = frame.sort(list(SORT_KEYS), nulls_last=True).with_row_index("row_id")
+    frame = frame.with_columns(pl.col("row_id").cast(pl.Int64))
+    return prices.add_costs(frame, price_date=options.price_date)
+
+
+def run_levers(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> list[LeverResult]:
+    results = []
+    for lever in available_levers():
+        ctx = LeverContext(
+            prices=prices,
+            options=options.config.lever_options(lever.id),
+            price_date=options.price_date,
+            config=options.config,
+        )
+        result = lever.analyze(frame, ctx)
+        result.findings = [f for f in result.findings if options.config.code_enabled(f.code)]
+        results.append(result)
+    return results
+
+
+def scan(options: ScanOptions, progress: Callable[[int], None] | None = None) -> ScanResult:
+    prices = PriceBook.load(options.config.pricing or None)
+    ingest = read_paths(
+        options.paths,
+        input_format=options.input_format,
+        attribution=options.config.attribution,
+        progress=progress,
+    )
+    frame = prepare_frame(ingest, options, prices)
+    results = run_levers(frame, options, prices) if options.run_levers and frame.height else []
+    report = build_report(frame, ingest, results, options, prices)
+    return ScanResult(report=report, frame=frame, ingest=ingest, lever_results=results)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Report assembly
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+def _money(value: Any) -> float:
+    return usd(Decimal(value or 0)) or 0.0
+
+
+def totals(frame: pl.DataFrame) -> dict[str, Any]:
+    row = frame.select(
+        pl.len().alias("requests"),
+        pl.col("input_tokens").sum(),
+        pl.col("output_tokens").sum(),
+        pl.col("cache_read_tokens").sum(),
+        (pl.col("cache_write_5m_tokens").fill_null(0) + pl.col("cache_write_1h_tokens").fill_null(0))
+        .sum()
+        .alias("cache_write_tokens"),
+        pl.col("reasoning_tokens").sum(),
+        pl.col("cost_usd").sum(),
+        pl.col("unpriced").sum().alias("unpriced_requests"),
+        pl.col("logged_cost_usd").sum(),
+        pl.col("logged_cost_usd").is_not_null().sum().alias("logged_cost_requests"),
+        pl.col("tokens_estimated").fill_null(False).sum().alias("estimated_token_requests"),
+        (pl.col("status") == "error").sum().alias("error_requests"),
+    ).row(0, named=True)
+    unpriced = _int(row["unpriced_requests"])
+    return {
+        "requests": _int(row["requests"]),
+        "input_tokens": _int(row["input_tokens"]),
+        "output_tokens": _int(row["output_tokens"]),
+        "cache_read_tokens": _int(row["cache_read_tokens"]),
+        "cache_write_tokens": _int(row["cache_write_tokens"]),
+        "reasoning_tokens": _int(row["reasoning_tokens"]),
+        "cost_usd": _money(row["cost_usd"]),
+        "cost_complete": unpriced == 0,
+        "unpriced_requests": unpriced,
+        "logged_cost_usd": usd(row["logged_cost_usd"]) if row["logged_cost_requests"] else None,
+        "estimated_token_requests": _int(row["estimated_token_requests"]),
+        "error_requests": _int(row["error_requests"]),
+    }
+
+
+def breakdown(frame: pl.DataFrame, key: str) -> list[dict[str, Any]]:
+    key_expr = pl.col("timestamp").dt.date().cast(pl.String) if key == "day" else pl.col(key)
+    grouped = (
+        frame.group_by(key_expr.fill_null(UNATTRIBUTED).alias("key"))
+        .agg(
+            pl.len().alias("requests"),
+            pl.col("input_tokens").sum(),
+            pl.col("output_tokens").sum(),
+            pl.col("cache_read_tokens").sum(),
+            pl.col("cost_usd").sum(),
+            pl.col("unpriced").sum().alias("unpriced_requests"),
+        )
+        .sort(["cost_usd", "requests", "key"], descending=[True, True, False], nulls_last=True)
+    )
+    if key == "day":
+        grouped = grouped.sort("key")
+    total_cost = frame.select(pl.col("cost_usd").sum()).item() or Decimal(0)
+    rows = []
+    for row in grouped.iter_rows(named=True):
+        cost = Decimal(row["cost_usd"] or 0)
+        rows.append(
+            {
+                "key": row["key"],
+                "requests": _int(row["requests"]),
+                "input_tokens": _int(row["input_tokens"]),
+                "output_tokens": _int(row["output_tokens"]),
+                "cache_read_tokens": _int(row["cache_read_tokens"]),
+                "tokens": _int(row["input_tokens"]) + _int(row["output_tokens"]),
+                "cost_usd": _money(cost),
+                "cost_share": round(float(cost / total_cost), 4) if total_cost else 0.0,
+                "unpriced_requests": _int(row["unpriced_requests"]),
+            }
+        )
+    return rows
+
+
+def _time_range(frame: pl.DataFrame) -> dict[str, str | None]:
+    if frame.height == 0:
+        return {"start": None, "end": None}
+    start, end = frame.select(pl.col("timestamp").min(), pl.col("timestamp").max()).row(0)
+    return {
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+    }
+
+
+def _finding_sort_key(finding: Finding) -> tuple[Any, ...]:
+    severity = {"high": 0, "medium": 1, "low": 2, "info": 3}
+    return (-finding.savings_usd, severity.get(finding.severity, 9), finding.code, sorted(finding.scope.items()))
+
+
+def build_report(
+    frame: pl.DataFrame,
+    ingest: IngestResult,
+    results: list[LeverResult],
+    options: ScanOptions,
+    prices: PriceBook,
+) -> Report:
+    from auditor.prices import compare_logged, unpriced_models
+
+    plan, summaries = build_plan(frame, results)
+    findings = sorted((f for r in results for f in r.findings), key=_finding_sort_key)
+    gaps: list[Gap] = [g for r in results for g in r.gaps]
+    skipped = ingest.skipped
+    return Report(
+        tool={"name": "llm-audit", "version": __version__},
+        inputs={
+            "files": list(ingest.files),
+            "records_read": ingest.records_read,
+            "records_skipped": len(skipped),
+            "skipped": [
+                {"file": s.file, "line": s.line, "reason": s.reason} for s in skipped[:SKIPPED_SAMPLES]
+            ],
+            "formats": dict(sorted(ingest.formats.items())),
+            "ignored": dict(sorted(ingest.ignored.items())),
+            "time_range": _time_range(frame),
+            "filters": {
+                "since": options.since.isoformat() if options.since else None,
+                "until": options.until.isoformat() if options.until else None,
+                "sample_rate": options.sample_rate,
+                "requests_after_filters": frame.height,
+            },
+        },
+        pricing={
+            "table_date": prices.table_date().isoformat(),
+            "price_date": options.price_date.isoformat() if options.price_date else None,
+            "unpriced_models": unpriced_models(frame),
+            "overrides": options.config.pricing or {},
+            "logged_vs_recomputed": compare_logged(frame),
+        },
+        totals=totals(frame),
+        breakdowns={key: breakdown(frame, key) for key in BREAKDOWN_KEYS},
+        levers=summaries,
+        findings=findings,
+        plan=plan,
+        gaps=sorted(gaps, key=lambda g: (-g.cost_at_stake_usd, g.lever)),
+    )

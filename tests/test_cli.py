@@ -1,0 +1,165 @@
+"""End-to-end: the `llm-audit` command on real files, as a user runs it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.report import SCHEMA_VERSION, Report
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_LOGS = ROOT / "sample_logs"
+REAL_DATA = ROOT.parent / "shared" / "real-data"
+
+runner = CliRunner()
+
+OPENAI_LINE = {
+    "timestamp": "2026-10-01T12:00:00Z",
+    "request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Capital of Peru?"}]},
+    "response": {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1790856000,
+        "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Lima."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
+    },
+    "metadata": {"feature": "qa", "tenant": "acme"},
+}
+
+
+def scan_json(*args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["scan", *args, "--format", "json"])
+    data = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    return result.exit_code, data
+
+
+def test_scan_prices_one_openai_request_exactly(tmp_path: Path) -> None:
+    log = tmp_path / "one.jsonl"
+    log.write_text(json.dumps(OPENAI_LINE) + "\n")
+    code, report = scan_json(str(log), "--no-levers")
+    assert code == 0
+    assert report["schema_version"] == SCHEMA_VERSION
+    # gpt-4o: 1000 input x $2.50/M + 100 output x $10/M = 0.0025 + 0.001
+    assert report["totals"]["cost_usd"] == pytest.approx(0.0035, abs=1e-12)
+    assert report["totals"]["requests"] == 1
+    assert report["breakdowns"]["feature"][0]["key"] == "qa"
+    assert report["breakdowns"]["tenant"][0]["key"] == "acme"
+    assert report["pricing"]["unpriced_models"] == []
+
+
+def test_unknown_model_is_unpriced_not_zero(tmp_path: Path) -> None:
+    line = json.loads(json.dumps(OPENAI_LINE))
+    line["request"]["model"] = line["response"]["model"] = "acme-secret-model-9"
+    log = tmp_path / "unknown.jsonl"
+    log.write_text(json.dumps(line) + "\n" + json.dumps(OPENAI_LINE) + "\n")
+    code, report = scan_json(str(log), "--no-levers")
+    assert code == 0
+    assert report["totals"]["unpriced_requests"] == 1
+    assert report["totals"]["cost_complete"] is False
+    assert report["totals"]["cost_usd"] == pytest.approx(0.0035, abs=1e-12)  # only the priced request
+    unpriced = report["pricing"]["unpriced_models"]
+    assert [(u["model"], u["requests"], u["input_tokens"], u["output_tokens"]) for u in unpriced] == [
+        ("acme-secret-model-9", 1, 1000, 100)
+    ]
+
+
+def test_missing_path_is_an_input_error_without_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["scan", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 2
+    assert "nope.jsonl" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_strict_turns_a_skip_into_exit_2(tmp_path: Path) -> None:
+    log = tmp_path / "mixed.jsonl"
+    log.write_text(json.dumps(OPENAI_LINE) + "\n{not json\n")
+    relaxed = runner.invoke(app, ["scan", str(log), "--format", "json", "--no-levers"])
+    assert relaxed.exit_code == 0
+    report = json.loads(relaxed.stdout)
+    assert report["inputs"]["records_skipped"] == 1
+    assert report["inputs"]["skipped"][0]["line"] == 2
+    strict = runner.invoke(app, ["scan", str(log), "--format", "json", "--no-levers", "--strict"])
+    assert strict.exit_code == 2
+
+
+def test_same_report_whatever_the_file_order(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl.gz"
+    second = json.loads(json.dumps(OPENAI_LINE))
+    second["timestamp"] = "2026-10-02T08:00:00Z"
+    second["metadata"]["feature"] = "summarize"
+    a.write_text(json.dumps(OPENAI_LINE) + "\n")
+    with gzip.open(b, "wt") as handle:
+        handle.write(json.dumps(second) + "\n")
+    _, first = scan_json(str(a), str(b))
+    _, swapped = scan_json(str(b), str(a))
+    assert first == swapped
+    assert first["totals"]["requests"] == 2
+
+
+def test_render_round_trip_and_formats(tmp_path: Path) -> None:
+    log = tmp_path / "one.jsonl"
+    log.write_text(json.dumps(OPENAI_LINE) + "\n")
+    saved = tmp_path / "audit.json"
+    assert runner.invoke(app, ["scan", str(log), "-f", "json", "-o", str(saved)]).exit_code == 0
+    report = Report.from_json(saved.read_text())
+    assert report.totals["requests"] == 1
+    md = runner.invoke(app, ["render", str(saved), "--format", "markdown"])
+    assert md.exit_code == 0
+    assert "## llm-audit report" in md.stdout and "$0.0035" in md.stdout
+    html_file = tmp_path / "audit.html"
+    assert runner.invoke(app, ["render", str(saved), "-f", "html", "-o", str(html_file)]).exit_code == 0
+    assert "<title>LLM spend audit" in html_file.read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 99}')
+    result = runner.invoke(app, ["render", str(bad)])
+    assert result.exit_code == 2 and "schema_version" in result.output
+
+
+def test_explain_known_and_unknown_codes() -> None:
+    known = runner.invoke(app, ["explain", "LA101"])
+    assert known.exit_code == 0 and "LA101" in known.stdout
+    unknown = runner.invoke(app, ["explain", "LA999"])
+    assert unknown.exit_code == 2 and "LA101" in unknown.output
+
+
+def test_formats_lists_every_source_format() -> None:
+    result = runner.invoke(app, ["formats"])
+    assert result.exit_code == 0
+    for name in ("canonical", "envelope", "openai_batch", "anthropic_batch", "litellm"):
+        assert name in result.stdout
+
+
+def test_sample_logs_scan_end_to_end() -> None:
+    code, report = scan_json(str(SAMPLE_LOGS))
+    assert code == 0
+    totals = report["totals"]
+    assert totals["requests"] > 1000
+    assert report["inputs"]["records_skipped"] == 0
+    # the planted fine-tuned model is the only unpriced one
+    assert [u["model"] for u in report["pricing"]["unpriced_models"]] == ["ft:gpt-4o-mini-2024-07-18:acme::B7x9"]
+    assert set(report["inputs"]["formats"]) >= {"envelope", "openai_batch", "litellm"}
+    plan = report["plan"]
+    steps_total = sum(step["savings_usd"] for step in plan["steps"])
+    assert steps_total == pytest.approx(plan["savings_usd"], abs=1e-9)
+    assert 0 < plan["savings_usd"] < plan["current_cost_usd"]
+    terminal = runner.invoke(app, ["scan", str(SAMPLE_LOGS), "--width", "120"])
+    assert terminal.exit_code == 0
+    assert "Savings plan" in terminal.stdout and "Unpriced models" in terminal.stdout
+
+
+@pytest.mark.skipif(not (REAL_DATA / "litellm").is_dir(), reason="shared real data not present")
+def test_real_litellm_spend_log_recomputes_to_logged_cost(tmp_path: Path) -> None:
+    row = json.loads((REAL_DATA / "litellm" / "spend_logs_payload.abridged.json").read_text())
+    log = tmp_path / "spend.jsonl"
+    log.write_text(json.dumps(row) + "\n")
+    code, report = scan_json(str(log), "--no-levers")
+    assert code == 0
+    # gpt-4o: 10 x $2.50/M + 20 x $10/M = 0.000025 + 0.0002 = 0.000225, as LiteLLM logged
+    assert report["totals"]["cost_usd"] == pytest.approx(0.000225, abs=1e-12)
+    assert report["totals"]["logged_cost_usd"] == pytest.approx(0.000225, abs=1e-12)
