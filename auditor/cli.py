@@ -17,6 +17,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from auditor import __version__
+from auditor.report import Report
 
 app = typer.Typer(
     name="llm-audit",
@@ -25,8 +26,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-pricing_app = typer.Typer(help="Inspect the price tables: list, show one model, check consistency.",
-                          no_args_is_help=True)
+pricing_app = typer.Typer(
+    help="Inspect the price tables: list, show one model, check consistency.", no_args_is_help=True
+)
 app.add_typer(pricing_app, name="pricing")
 
 stdout = Console()
@@ -68,8 +70,9 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """llm-audit reads request logs you already have; nothing leaves the machine."""
 
@@ -88,25 +91,46 @@ def write_output(text: str, output: Path | None) -> None:
 
 @app.command("scan")
 def scan_command(
-    paths: Annotated[list[str], typer.Argument(help="Log files, folders (recursive) or globs; .jsonl/.ndjson/.json/"
-                                                    ".parquet, optionally .gz or .zst.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Log files, folders (recursive) or globs; .jsonl/.ndjson/.json/.parquet, optionally .gz or .zst."
+        ),
+    ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="terminal | json | markdown | html")] = "terminal",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
-    input_format: Annotated[str | None, typer.Option("--input-format", help="Force a source format (see "
-                                                     "`llm-audit formats`) instead of detecting it.")] = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option("--input-format", help="Force a source format (see `llm-audit formats`) instead of detecting it."),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Only requests at or after this date/time (UTC).")] = None,
     until: Annotated[str | None, typer.Option(help="Only requests before this date/time (UTC).")] = None,
-    sample: Annotated[float | None, typer.Option(help="Keep this share of requests (0-1), chosen "
-                                                 "deterministically by request id.")] = None,
+    sample: Annotated[
+        float | None, typer.Option(help="Keep this share of requests (0-1), chosen deterministically by request id.")
+    ] = None,
     price_date: Annotated[str | None, typer.Option(help="Reprice every request at this date's prices.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="llm-audit.yaml (default: "
-                                                "./llm-audit.yaml if present).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="llm-audit.yaml (default: ./llm-audit.yaml if present).")
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Exit 2 if any record was skipped.")] = False,
     levers: Annotated[bool, typer.Option(help="Run the cost levers (--no-levers: spend summary only).")] = True,
     width: Annotated[int | None, typer.Option(help="Terminal width for the summary.")] = None,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="Gate: exit 1 when this condition holds, "
+            "e.g. 'savings_pct>20', 'unpriced_requests>0', 'finding:LA4' "
+            "(repeatable; adds to policy.fail_on in the config).",
+        ),
+    ] = None,
+    min_requests: Annotated[
+        int | None, typer.Option(help="Gate: fewer requests than this is not evaluable (exit 3).")
+    ] = None,
 ) -> None:
     """Read request logs, price every request, and report where the money goes and what would save it."""
     from auditor.config import ConfigError, load_config
+    from auditor.gate import PolicyError, parse_condition
     from auditor.ingest import FORMATS
     from auditor.pipeline import ScanOptions, scan
     from auditor.prices import PricingError
@@ -121,7 +145,9 @@ def scan_command(
         fail(f"--sample {sample} must be a share between 0 (exclusive) and 1")
     try:
         cfg = load_config(config)
-    except ConfigError as exc:
+        for condition in [*(cfg.policy.get("fail_on") or []), *(fail_on or [])]:
+            parse_condition(condition)  # a typo in the policy fails before the scan, not after
+    except (ConfigError, PolicyError) as exc:
         fail(str(exc))
     options = ScanOptions(
         paths=paths,
@@ -153,6 +179,26 @@ def scan_command(
     skipped = report.inputs.get("records_skipped", 0)
     if strict and skipped:
         fail(f"{skipped} record(s) skipped and --strict is on (see inputs.skipped)")
+    conditions = [*(cfg.policy.get("fail_on") or []), *(fail_on or [])]
+    floor = min_requests if min_requests is not None else int(cfg.policy.get("min_requests") or 0)
+    if conditions or floor:
+        apply_gate(report, conditions, floor)
+
+
+def apply_gate(report: Report, conditions: list[str], min_requests: int) -> None:
+    from auditor.gate import PolicyError, evaluate
+
+    try:
+        outcome = evaluate(report, conditions, min_requests=min_requests)
+    except PolicyError as exc:
+        fail(str(exc))
+    for reason in outcome.reasons:
+        stderr.print(f"gate: {reason}", highlight=False)
+    if outcome.status == "not_evaluable":
+        fail("policy not evaluable on this data", EXIT_NOT_EVALUABLE)
+    if outcome.status == "fail":
+        fail(f"policy failed ({len(outcome.reasons)} condition(s))", EXIT_POLICY)
+    stderr.print("gate: policy passed", style="green")
 
 
 class progress_reporter:
@@ -171,8 +217,9 @@ class progress_reporter:
 
         files, _ = expand_paths(self.paths)
         total = sum(f.stat().st_size for f in files if f.is_file())
-        progress = Progress("reading logs", BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=stderr,
-                            transient=True)
+        progress = Progress(
+            "reading logs", BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=stderr, transient=True
+        )
         progress.start()
         task = progress.add_task("read", total=total or None)
         self.progress = progress
@@ -192,22 +239,47 @@ def render_command(
     """Re-render a saved JSON report in another format."""
     from auditor.render import FORMATS as OUTPUT_FORMATS
     from auditor.render import render
-    from auditor.report import Report
 
     if fmt not in OUTPUT_FORMATS:
         fail(f"--format {fmt!r} is not one of {', '.join(OUTPUT_FORMATS)}")
-    try:
-        report = Report.from_json(report_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        fail(f"{report_file}: no such file")
-    except (ValueError, TypeError, KeyError) as exc:
-        fail(f"{report_file}: not an llm-audit JSON report ({exc})")
+    report = load_report(report_file)
     if fmt == "terminal" and output is None:
         from auditor.render.terminal import render_terminal
 
         render_terminal(report, stdout)
     else:
         write_output(render(report, fmt), output)
+
+
+def load_report(path: Path) -> Report:
+    try:
+        return Report.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{path}: no such file")
+    except (ValueError, TypeError, KeyError) as exc:
+        fail(f"{path}: not an llm-audit JSON report ({exc})")
+
+
+@app.command("diff")
+def diff_command(
+    base: Annotated[Path, typer.Argument(help="The earlier JSON report.")],
+    head: Annotated[Path, typer.Argument(help="The later JSON report.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="terminal | json")] = "terminal",
+) -> None:
+    """Compare two saved reports: spend, savings and findings that appeared or went away."""
+    import json
+
+    from auditor.diff import diff_reports
+
+    if fmt not in ("terminal", "json"):
+        fail(f"--format {fmt!r} is not one of terminal, json")
+    changes = diff_reports(load_report(base), load_report(head))
+    if fmt == "json":
+        sys.stdout.write(json.dumps(changes, indent=2) + "\n")
+        return
+    from auditor.render.diff import render_diff
+
+    render_diff(changes, stdout)
 
 
 @app.command("formats")
@@ -258,8 +330,15 @@ def pricing_list(
     for column in ("model_id", "provider", "family", "input", "cache read", "output", "effective from"):
         table.add_column(column, justify="right" if column in ("input", "cache read", "output") else "left")
     for r in rows:
-        table.add_row(str(r["model_id"]), str(r["provider"]), str(r["family"]), _mtok(r.get("input_mtok")),
-                      _mtok(r.get("cache_read_mtok")), _mtok(r.get("output_mtok")), str(r.get("effective_from")))
+        table.add_row(
+            str(r["model_id"]),
+            str(r["provider"]),
+            str(r["family"]),
+            _mtok(r.get("input_mtok")),
+            _mtok(r.get("cache_read_mtok")),
+            _mtok(r.get("output_mtok")),
+            str(r.get("effective_from")),
+        )
     stdout.print(table)
     stdout.print(f"{len(rows)} models · USD per 1M tokens · prices on {day.isoformat()}", style="dim")
 

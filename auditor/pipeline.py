@@ -224,9 +224,7 @@ def build_report(
             "files": list(ingest.files),
             "records_read": ingest.records_read,
             "records_skipped": len(skipped),
-            "skipped": [
-                {"file": s.file, "line": s.line, "reason": s.reason} for s in skipped[:SKIPPED_SAMPLES]
-            ],
+            "skipped": [{"file": s.file, "line": s.line, "reason": s.reason} for s in skipped[:SKIPPED_SAMPLES]],
             "formats": dict(sorted(ingest.formats.items())),
             "ignored": dict(sorted(ingest.ignored.items())),
             "time_range": _time_range(frame),

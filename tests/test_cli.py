@@ -163,3 +163,27 @@ def test_real_litellm_spend_log_recomputes_to_logged_cost(tmp_path: Path) -> Non
     # gpt-4o: 10 x $2.50/M + 20 x $10/M = 0.000025 + 0.0002 = 0.000225, as LiteLLM logged
     assert report["totals"]["cost_usd"] == pytest.approx(0.000225, abs=1e-12)
     assert report["totals"]["logged_cost_usd"] == pytest.approx(0.000225, abs=1e-12)
+
+
+def test_diff_and_gate(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
+    small.write_text(json.dumps(OPENAI_LINE) + "\n")
+    large.write_text((json.dumps(OPENAI_LINE) + "\n") * 3)
+    base, head = tmp_path / "base.json", tmp_path / "head.json"
+    for log, out in ((small, base), (large, head)):
+        assert runner.invoke(app, ["scan", str(log), "-f", "json", "-o", str(out), "--no-levers"]).exit_code == 0
+    result = runner.invoke(app, ["diff", str(base), str(head), "--format", "json"])
+    assert result.exit_code == 0
+    changes = json.loads(result.stdout)
+    assert changes["totals"]["requests"] == {"base": 1, "head": 3, "delta": 2.0, "delta_pct": 200.0}
+    assert changes["totals"]["cost_usd"]["delta"] == pytest.approx(0.007)  # two more requests at $0.0035
+    # gate: 3 requests at $0.0035 = $0.0105 > $0.01 fails (exit 1); a floor of 10 requests is not evaluable (3)
+    gate = runner.invoke(app, ["scan", str(large), "--no-levers", "-f", "json", "--fail-on", "cost_usd>0.01"])
+    assert gate.exit_code == 1 and "cost_usd>0.01" in gate.output
+    assert (
+        runner.invoke(app, ["scan", str(large), "--no-levers", "-f", "json", "--fail-on", "cost_usd>1"]).exit_code == 0
+    )
+    floor = runner.invoke(app, ["scan", str(large), "--no-levers", "-f", "json", "--min-requests", "10"])
+    assert floor.exit_code == 3
+    typo = runner.invoke(app, ["scan", str(large), "--fail-on", "cost is high"])
+    assert typo.exit_code == 2 and "METRIC OP NUMBER" in typo.output

@@ -61,16 +61,24 @@ def render_markdown(report: Report) -> str:
     if models:
         out += ["### By model", "", "| model | requests | cost | share |", "|---|---:|---:|---:|"]
         for row in models[:10]:
-            out.append(f"| {_cell(row['key'])} | {count(row['requests'])} | {money(row['cost_usd'])} | "
-                       f"{share(row.get('cost_share'))} |")
+            out.append(
+                f"| {_cell(row['key'])} | {count(row['requests'])} | {money(row['cost_usd'])} | "
+                f"{share(row.get('cost_share'))} |"
+            )
         out.append("")
     unpriced = report.pricing.get("unpriced_models") or []
     if unpriced:
-        out += ["### Unpriced models (not in the totals)", "", "| model | requests | input | output |",
-                "|---|---:|---:|---:|"]
+        out += [
+            "### Unpriced models (not in the totals)",
+            "",
+            "| model | requests | input | output |",
+            "|---|---:|---:|---:|",
+        ]
         for row in unpriced:
-            out.append(f"| {_cell(row.get('model'))} | {count(row.get('requests'))} | "
-                       f"{tokens(row.get('input_tokens'))} | {tokens(row.get('output_tokens'))} |")
+            out.append(
+                f"| {_cell(row.get('model'))} | {count(row.get('requests'))} | "
+                f"{tokens(row.get('input_tokens'))} | {tokens(row.get('output_tokens'))} |"
+            )
         out.append("")
     skipped = report.inputs.get("records_skipped", 0)
     if skipped:

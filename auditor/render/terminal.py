@@ -36,8 +36,12 @@ def terminal_parts(report: Report) -> list[RenderableType]:
         parts.append(_plan(report))
     if report.findings:
         parts.append(_findings(report))
-    for key, title in (("model", "By model"), ("feature", "By feature"), ("tenant", "By tenant"),
-                       ("provider", "By provider")):
+    for key, title in (
+        ("model", "By model"),
+        ("feature", "By feature"),
+        ("tenant", "By tenant"),
+        ("provider", "By provider"),
+    ):
         rows = report.breakdowns.get(key) or []
         if rows and not (key in ("feature", "tenant") and len(rows) == 1 and rows[0]["key"] == "(none)"):
             parts.append(_breakdown(title, key, rows))
@@ -83,8 +87,10 @@ def _totals(report: Report) -> RenderableType:
     table.add_row("Cost (recomputed)", cost)
     if t.get("logged_cost_usd") is not None:
         table.add_row("Cost (as logged by the source)", money(t.get("logged_cost_usd")))
-    table.add_row("Requests", count(t.get("requests")) + (f"  ({count(t.get('error_requests'))} errors)"
-                                                          if t.get("error_requests") else ""))
+    table.add_row(
+        "Requests",
+        count(t.get("requests")) + (f"  ({count(t.get('error_requests'))} errors)" if t.get("error_requests") else ""),
+    )
     table.add_row("Input tokens", tokens(t.get("input_tokens")))
     table.add_row("  of which cache reads", tokens(t.get("cache_read_tokens")))
     table.add_row("  of which cache writes", tokens(t.get("cache_write_tokens")))
@@ -197,8 +203,12 @@ def _unpriced(report: Report) -> RenderableType:
     table.add_column("input", justify="right")
     table.add_column("output", justify="right")
     for row in report.pricing["unpriced_models"]:
-        table.add_row(str(row.get("model")), count(row.get("requests")), tokens(row.get("input_tokens")),
-                      tokens(row.get("output_tokens")))
+        table.add_row(
+            str(row.get("model")),
+            count(row.get("requests")),
+            tokens(row.get("input_tokens")),
+            tokens(row.get("output_tokens")),
+        )
     hint = Text(
         "Not in the price tables: these requests are NOT in the cost totals. Add the model under "
         "pricing.overrides in llm-audit.yaml (see docs/pricing.md).",
@@ -214,8 +224,12 @@ def _logged_mismatch(rows: list[dict[str, Any]]) -> RenderableType:
     table.add_column("recomputed", justify="right")
     table.add_column("difference", justify="right")
     for row in rows:
-        table.add_row(str(row.get("model")), money(row.get("logged_cost_usd")),
-                      money(row.get("recomputed_cost_usd")), pct(row.get("difference_pct")))
+        table.add_row(
+            str(row.get("model")),
+            money(row.get("logged_cost_usd")),
+            money(row.get("recomputed_cost_usd")),
+            pct(row.get("difference_pct")),
+        )
     return Panel(table, title="Logged cost differs from recomputed (> 1%)", title_align="left", border_style="yellow")
 
 
