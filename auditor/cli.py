@@ -6,6 +6,7 @@ Exit codes: 0 ok; 1 policy failed (gate); 2 usage or input error; 3 not evaluabl
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -208,7 +209,7 @@ class progress_reporter:
         self.paths = paths
         self.progress: object | None = None
 
-    def __enter__(self) -> object:
+    def __enter__(self) -> Callable[[int], None] | None:
         if not stderr.is_terminal:
             return None
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
@@ -223,7 +224,11 @@ class progress_reporter:
         progress.start()
         task = progress.add_task("read", total=total or None)
         self.progress = progress
-        return lambda n: progress.advance(task, n)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        return advance
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
