@@ -149,6 +149,7 @@ def totals(frame: pl.DataFrame) -> dict[str, Any]:
         "cost_complete": unpriced == 0,
         "unpriced_requests": unpriced,
         "logged_cost_usd": usd(row["logged_cost_usd"]) if row["logged_cost_requests"] else None,
+        "logged_cost_requests": _int(row["logged_cost_requests"]),
         "estimated_token_requests": _int(row["estimated_token_requests"]),
         "error_requests": _int(row["error_requests"]),
     }
@@ -156,8 +157,9 @@ def totals(frame: pl.DataFrame) -> dict[str, Any]:
 
 def breakdown(frame: pl.DataFrame, key: str) -> list[dict[str, Any]]:
     key_expr = pl.col("timestamp").dt.date().cast(pl.String) if key == "day" else pl.col(key)
+    missing = "(unknown)" if key == "day" else UNATTRIBUTED
     grouped = (
-        frame.group_by(key_expr.fill_null(UNATTRIBUTED).alias("key"))
+        frame.group_by(key_expr.fill_null(missing).alias("key"))
         .agg(
             pl.len().alias("requests"),
             pl.col("input_tokens").sum(),

@@ -439,7 +439,40 @@ def _findings(flagged: pl.DataFrame, total: Decimal, opts: RetryOptions) -> list
                     evidence=evidence,
                 )
             )
-    return findings
+    return _fold_free_retries(findings)
+
+
+def _fold_free_retries(findings: list[Finding]) -> list[Finding]:
+    """Retries that only followed transient, unbilled errors cost nothing: one summary instead of one per feature.
+
+    They are still worth knowing (retry volume, error mix) but a dozen $0 findings would bury the ones that pay.
+    """
+    free = [f for f in findings if f.code == "LA401" and f.severity == "info" and not f.savings_usd]
+    if len(free) < 2:
+        return findings
+    kept = [f for f in findings if f not in free]
+    by_error: dict[str, int] = {}
+    for finding in free:
+        for error, n in finding.evidence.get("failed_attempts_by_error", {}).items():
+            by_error[error] = by_error.get(error, 0) + n
+    retries = sum(f.affected_requests for f in free)
+    summary = Finding(
+        code="LA401",
+        lever=LEVER_ID,
+        title=f"{retries:,} retries after transient errors in {len(free)} features; the failed attempts were unbilled",
+        severity="info",
+        savings_usd=0.0,
+        affected_requests=retries,
+        recommendation=_FIXES["LA401"],
+        scope={},
+        evidence={
+            "retries_by_feature": {str(f.scope.get("feature")): f.affected_requests for f in free},
+            "failed_attempts_by_error": dict(sorted(by_error.items())),
+            "note": "retries after transient errors are legitimate and these failed attempts carried no usage, so "
+            "no waste is counted; watch the volume (rate limits may call for backoff or a higher tier)",
+        },
+    )
+    return [*kept, summary]
 
 
 def _gaps(flagged: pl.DataFrame, frame: pl.DataFrame) -> list[Gap]:

@@ -86,7 +86,10 @@ def _totals(report: Report) -> RenderableType:
         cost += f"  (incomplete: {count(t.get('unpriced_requests'))} unpriced requests not included)"
     table.add_row("Cost (recomputed)", cost)
     if t.get("logged_cost_usd") is not None:
-        table.add_row("Cost (as logged by the source)", money(t.get("logged_cost_usd")))
+        table.add_row(
+            f"Cost logged by the source ({count(t.get('logged_cost_requests'))} requests)",
+            money(t.get("logged_cost_usd")),
+        )
     table.add_row(
         "Requests",
         count(t.get("requests")) + (f"  ({count(t.get('error_requests'))} errors)" if t.get("error_requests") else ""),
