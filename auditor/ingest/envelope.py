@@ -1,0 +1,150 @@
+"""Request/response envelopes (one API call per line) and bare provider response objects.
+
+Envelope: {"timestamp", "request": <API request body>, "response": <API response body>, "latency_ms"?,
+"status"?, "error"?, "metadata"?: {...}, "tags"?: {...}} plus attribution keys at the top level. The bodies are
+OpenAI Chat Completions, OpenAI Responses, Anthropic Messages or Gemini, told apart by shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from auditor.ingest import shape
+from auditor.ingest.context import Parsed, RecordContext, Row
+from auditor.ingest.outcome import body_error, outcome
+from auditor.ingest.usage import anthropic_usage, gemini_usage, is_anthropic_usage, is_gemini_usage, openai_usage
+from auditor.ingest.values import (
+    RecordError,
+    as_dict,
+    get,
+    number,
+    provider_from_model,
+    service_tier,
+    text,
+    timestamp,
+)
+
+NAME = "envelope"
+DESCRIPTION = (
+    "request/response envelope per line ({timestamp, request, response, latency_ms, status, error, metadata}) "
+    "or a bare response; OpenAI Chat/Responses, Anthropic Messages, Gemini bodies"
+)
+
+_CHAT_KINDS = (shape.CHAT, shape.ANTHROPIC)
+
+
+def usage_tokens(usage: Any, kind: str | None, prefix: str) -> dict[str, int | None]:
+    if not isinstance(usage, dict):
+        if usage is not None:
+            raise RecordError(f"{prefix} is {type(usage).__name__}, expected an object")
+        return {}
+    if kind == shape.ANTHROPIC or (kind is None and is_anthropic_usage(usage)):
+        return anthropic_usage(usage, prefix)
+    if kind == shape.GEMINI or (kind is None and is_gemini_usage(usage)):
+        return gemini_usage(usage, prefix)
+    return openai_usage(usage, prefix)
+
+
+def api_row(
+    ctx: RecordContext,
+    source_format: str,
+    request: Mapping[str, Any] | None,
+    response: Mapping[str, Any] | None,
+    *,
+    prefix: str = "response",
+) -> Row:
+    """Canonical row for one API call from its request and/or (successful) response body."""
+    row = ctx.base(source_format)
+    resp_kind = shape.response_kind(response) if response else None
+    req_kind = shape.request_kind(request) if request else None
+    if resp_kind in _CHAT_KINDS and req_kind in _CHAT_KINDS:
+        req_kind = resp_kind  # `messages` is ambiguous between OpenAI and Anthropic; the response is not
+    if request:
+        row.update(shape.request_fields(request, req_kind))
+    if response and resp_kind:
+        row.update(shape.response_fields(response, resp_kind))
+        usage = response.get("usageMetadata") or response.get("usage_metadata") or response.get("usage")
+        usage_prefix = f"{prefix}.usageMetadata" if resp_kind == shape.GEMINI else f"{prefix}.usage"
+        row.update(usage_tokens(usage, resp_kind, usage_prefix))
+        row["request_id"] = text(response.get("id") or response.get("responseId"))
+        created = response.get("created") or response.get("created_at") or response.get("createTime")
+        row["timestamp"] = timestamp(created, f"{prefix}.created")
+        if resp_kind == shape.RESPONSES:
+            start, end = number(created, "created_at"), number(response.get("completed_at"), "completed_at")
+            if start is not None and end is not None and end >= start:
+                row["latency_ms"] = (end - start) * 1000.0
+    kind = resp_kind or req_kind
+    row["model"] = row.get("model") or text(get(request, "model"))
+    row["provider"] = shape.PROVIDER.get(kind or "") or provider_from_model(row["model"])
+    row["service_tier"] = service_tier(row.get("service_tier") or get(request, "service_tier"))
+    if row["service_tier"] == "batch":
+        row["batch"] = True
+    return row
+
+
+def user_fallback(request: Mapping[str, Any] | None) -> str | None:
+    """OpenAI `user` / `safety_identifier`, Anthropic `metadata.user_id`."""
+    for path in (("user",), ("safety_identifier",), ("metadata", "user_id")):
+        value = text(get(request, *path))
+        if value is not None:
+            return value
+    return None
+
+
+def _body(value: Any, field: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    body = as_dict(value)
+    if body is None:
+        raise RecordError(f"{field} is {type(value).__name__}, expected a JSON object")
+    return body
+
+
+def parse(obj: Mapping[str, Any], ctx: RecordContext) -> Parsed:
+    if "request" not in obj and "response" not in obj:
+        return parse_bare(obj, ctx)
+    request = _body(obj.get("request"), "request")
+    response = _body(obj.get("response"), "response")
+    status: Any = obj.get("status")
+    if response is not None and isinstance(response.get("body"), dict) and shape.response_kind(response) is None:
+        status = response.get("status_code", status)  # raw HTTP capture {status_code, body}
+        response = dict(response["body"])
+    error = obj.get("error") or body_error(response)
+    success_body = response if body_error(response) is None else None
+    row = api_row(ctx, NAME, request, success_body)
+    row.update(outcome(status, error))
+    when = timestamp(obj.get("timestamp"), "timestamp")
+    row["timestamp"] = when or row.get("timestamp")
+    latency = number(obj.get("latency_ms", obj.get("duration_ms")), "latency_ms")
+    if latency is not None:
+        row["latency_ms"] = latency
+    row["request_id"] = text(obj.get("request_id")) or text(obj.get("id")) or row.get("request_id") or ctx.fallback_id
+    metadata = as_dict(obj.get("metadata"))
+    tags = shape.tag_list_map(obj.get("tags"))
+    req_meta = as_dict(get(request, "metadata"))
+    row.update(
+        shape.attribute(
+            [obj, metadata, tags, req_meta],
+            [metadata, tags, req_meta],
+            ctx.attribution,
+            {"user": user_fallback(request)},
+        )
+    )
+    return row
+
+
+def parse_bare(obj: Mapping[str, Any], ctx: RecordContext) -> Parsed:
+    """A provider response object on its own (or an error body)."""
+    error = body_error(obj)
+    if error is not None:
+        row = api_row(ctx, NAME, None, None)
+        row.update(outcome(None, error))
+    else:
+        if shape.response_kind(obj) is None:
+            raise RecordError("not a recognised API response body (no choices/output/content/candidates)")
+        row = api_row(ctx, NAME, None, obj)
+        row.update(outcome(None, None))
+    row["request_id"] = row.get("request_id") or text(obj.get("request_id")) or ctx.fallback_id
+    row.update(shape.attribute([as_dict(obj.get("metadata"))], [as_dict(obj.get("metadata"))], ctx.attribution))
+    return row
