@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -33,7 +32,7 @@ pricing_app = typer.Typer(
 app.add_typer(pricing_app, name="pricing")
 
 stdout = Console()
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # file paths and messages are never wrapped mid-word
 
 EXIT_OK, EXIT_POLICY, EXIT_INPUT, EXIT_NOT_EVALUABLE = 0, 1, 2, 3
 
@@ -287,6 +286,64 @@ def diff_command(
     render_diff(changes, stdout)
 
 
+@app.command("export-eval")
+def export_eval_command(
+    paths: Annotated[list[str], typer.Argument(help="Log files, folders or globs (as for scan).")],
+    feature: Annotated[str, typer.Option(help="The feature whose requests to sample.")],
+    to: Annotated[str, typer.Option("--to", help="The candidate model to replay them on.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Batch input file to write (the originals go next to it as NAME.originals.jsonl)."
+        ),
+    ] = Path("eval.jsonl"),
+    sample_size: Annotated[int, typer.Option(help="Requests to sample, stratified by input length.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the sample (same seed, same sample).")] = 0,
+    full_text: Annotated[
+        bool,
+        typer.Option(
+            help="Keep prompts unmasked. Without it secrets and e-mails are masked, so the replay is not byte-exact."
+        ),
+    ] = False,
+    input_format: Annotated[str | None, typer.Option("--input-format", help="Force a source format.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="llm-audit.yaml.")] = None,
+) -> None:
+    """Write a sample of one feature's real requests as a batch file for a cheaper model, with the originals
+    side by side, to compare quality at batch prices before switching."""
+    from auditor.config import ConfigError, load_config
+    from auditor.export_eval import EvalExportError, build_eval, write_eval
+    from auditor.pipeline import ScanOptions, scan
+    from auditor.prices import PriceBook, PricingError
+
+    try:
+        cfg = load_config(config)
+        result = scan(ScanOptions(paths=paths, input_format=input_format, config=cfg, run_levers=False))
+        prices = PriceBook.load(cfg.pricing or None)
+        export = build_eval(
+            result.frame,
+            feature=feature,
+            to_model=to,
+            prices=prices,
+            sample_size=sample_size,
+            seed=seed,
+            full_text=full_text,
+        )
+    except (ConfigError, PricingError, EvalExportError) as exc:
+        fail(str(exc))
+    batch_file, originals = write_eval(output, export.lines, export.originals)
+    stderr.print(
+        f"wrote {len(export.lines)} requests of feature {feature!r} ({export.eligible} eligible) as a "
+        f"{export.batch_format} batch for {to}: {batch_file}\n      originals side by side: {originals}",
+        highlight=False,
+    )
+    for reason, n in sorted(export.skipped.items()):
+        stderr.print(f"      skipped {n}: {reason}", highlight=False)
+    if not full_text:
+        stderr.print(
+            "      prompts are masked (secrets, e-mails); use --full-text for a byte-exact replay", style="dim"
+        )
+
+
 @app.command("formats")
 def formats_command() -> None:
     """List the log formats llm-audit reads (detected automatically, or forced with --input-format)."""
@@ -300,15 +357,18 @@ def formats_command() -> None:
     stdout.print(table)
 
 
+def _rule_docs() -> dict[str, str]:
+    from auditor.package_data import data_files
+
+    return {p.name[:-3]: p.read_text(encoding="utf-8") for p in data_files("auditor.rules_docs", ".md")}
+
+
 def _rule_doc(code: str) -> str | None:
-    try:
-        return (resources.files("auditor.rules_docs") / f"{code.upper()}.md").read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError):
-        return None
+    return _rule_docs().get(code.upper())
 
 
 def _rule_codes() -> list[str]:
-    return sorted(p.name[:-3] for p in resources.files("auditor.rules_docs").iterdir() if p.name.endswith(".md"))
+    return sorted(_rule_docs())
 
 
 @app.command("explain")

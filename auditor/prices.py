@@ -29,18 +29,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
+from auditor.package_data import data_files
 from auditor.schema import MONEY
 
 Family = Literal["premium", "mid", "small"]
 PRICE = pl.Decimal(38, 12)
 MTOK = 1_000_000
-TABLES_PACKAGE = "auditor.pricing_data"
+TABLES_PACKAGE = "auditor.pricing_data"  # the repo's pricing/ (see auditor.package_data)
 HOST_PROVIDERS = frozenset({"bedrock", "vertex", "azure"})  # resell other vendors' models
 PROVIDER_SYNONYMS = {
     "aws": "bedrock",
@@ -384,13 +384,7 @@ def _table_files(tables_dir: Path | None) -> list[tuple[str, str]]:
     """(file name, text) of every *.yaml table: `tables_dir`, else the package auditor.pricing_data
     (the repo's pricing/ inside the wheel), else the repo's pricing/ in a source checkout."""
     if tables_dir is None:
-        try:
-            root = resources.files(TABLES_PACKAGE)
-        except ModuleNotFoundError:
-            tables_dir = Path(__file__).resolve().parent.parent / "pricing"
-        else:
-            names = sorted(p.name for p in root.iterdir() if p.name.endswith(".yaml"))
-            return [(name, (root / name).read_text(encoding="utf-8")) for name in names]
+        return [(p.name, p.read_text(encoding="utf-8")) for p in data_files(TABLES_PACKAGE, ".yaml")]
     return [(p.name, p.read_text(encoding="utf-8")) for p in sorted(tables_dir.glob("*.yaml"))]
 
 

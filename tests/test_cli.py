@@ -143,7 +143,7 @@ def test_sample_logs_scan_end_to_end() -> None:
     assert report["inputs"]["records_skipped"] == 0
     # the planted fine-tuned model is the only unpriced one
     assert [u["model"] for u in report["pricing"]["unpriced_models"]] == ["ft:gpt-4o-mini-2024-07-18:acme::B7x9"]
-    assert set(report["inputs"]["formats"]) >= {"envelope", "openai_batch", "litellm"}
+    assert set(report["inputs"]["formats"]) >= {"envelope", "openai_batch", "litellm_spendlogs"}
     plan = report["plan"]
     steps_total = sum(step["savings_usd"] for step in plan["steps"])
     assert steps_total == pytest.approx(plan["savings_usd"], abs=1e-9)
