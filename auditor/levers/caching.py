@@ -1,0 +1,1149 @@
+"""prompt_caching lever (LA1xx): how much a correct provider prompt-cache setup would save, and what to change.
+
+Per cache scope (provider, model, billing scope when logged), requests are replayed in time order against the
+provider's cache rules from the price tables (minimum cacheable length, granularity, TTL options, write and read
+multipliers): auditor.levers.prefix finds the prefix each request shares with others (hash chains over the
+rendered prompt), auditor.levers.cache_sim turns that into cached tokens per TTL. Decisions are made per unit
+(scope + feature, where a team sets breakpoints and TTL):
+
+- logged cost (the cache usage the log already has), the best configuration the provider offers (breakpoint
+  after the stable prefix, the cheaper TTL option, volatile spans moved out of the prefix when that pays), and
+  the upper bound of an unbounded cache;
+- never a setup that costs more than today: when writes cost more than they save, the answer is no caching.
+
+Money per request: a candidate's cost is `cost_uncached + read * d_read + write * d_write`, where the per-token
+deltas come from PriceBook.cost on four copies of the rows (so tiers, batch and off-peak prices all apply).
+Within a unit the savings are spread over the requests that get cheaper, so the counterfactual never raises a
+request's cost while the unit total stays exact (the write premium of the first request is netted against the
+reads it enables).
+
+Rows without prompt text still get the token-only analysis (realized hit rate, write/read spend, TTL-gap
+misses, writes never read) and an LA801 data gap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from auditor.config import ConfigError
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.cache_sim import cached_tokens, hit_column, replay, session_gaps, writes_never_read
+from auditor.levers.prefix import (
+    DEFAULT_BLOCK_BYTES,
+    chain_keys,
+    divergence_window,
+    diverges_in_tools,
+    find_volatile_span,
+    has_volatile,
+    mask_volatile,
+)
+from auditor.prices import CacheRules, PricingError
+from auditor.redact import excerpt
+from auditor.report import Finding, Gap, Severity, usd
+
+LEVER_ID = "prompt_caching"
+_OPT = f"levers.{LEVER_ID}"
+UNATTRIBUTED = "(none)"
+_INF = math.inf
+VARIANTS = ("raw", "masked")  # prompts as logged / with volatile spans and JSON key order normalized
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class CachingOptions:
+    """`levers: prompt_caching:` in llm-audit.yaml; defaults documented in docs/rules/LA101.md."""
+
+    block_bytes: int = DEFAULT_BLOCK_BYTES  # prefix resolution of the hash chain
+    billing_scope_tag: str | None = None  # tag naming the provider workspace/org/project (caches are per scope)
+    min_finding_usd: float = 0.0  # findings saving less are dropped
+    min_finding_share: float = 0.01  # ... or less than this share of the unit's cost
+    pad_floor_share: float = 0.5  # LA103 looks at reused prefixes of at least this share of the minimum
+    detect_busters: bool = True  # LA102: replay again with volatile spans masked
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> CachingOptions:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{_OPT}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        d = cls()
+        block = raw.get("block_bytes", d.block_bytes)
+        if not isinstance(block, int) or isinstance(block, bool) or block < 1:
+            raise ConfigError(f"{_OPT}.block_bytes must be a positive integer")
+        tag = raw.get("billing_scope_tag", d.billing_scope_tag)
+        if tag is not None and not isinstance(tag, str):
+            raise ConfigError(f"{_OPT}.billing_scope_tag must be a tag name")
+        busters = raw.get("detect_busters", d.detect_busters)
+        if not isinstance(busters, bool):
+            raise ConfigError(f"{_OPT}.detect_busters must be true or false")
+        return cls(
+            block_bytes=block,
+            billing_scope_tag=tag,
+            min_finding_usd=_number(raw, "min_finding_usd", d.min_finding_usd),
+            min_finding_share=_number(raw, "min_finding_share", d.min_finding_share, upper=1.0),
+            pad_floor_share=_number(raw, "pad_floor_share", d.pad_floor_share, upper=1.0),
+            detect_busters=busters,
+        )
+
+
+def _number(raw: dict[str, Any], key: str, default: float, upper: float | None = None) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (upper and value > upper):
+        limit = f" and at most {upper}" if upper else ""
+        raise ConfigError(f"{_OPT}.{key} must be a number >= 0{limit}")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class UnitRules:
+    model_id: str
+    rules: CacheRules
+
+    def ttl(self, option: int) -> int | None:
+        return self.rules.ttl_seconds[option] if option < len(self.rules.ttl_seconds) else None
+
+    def write_multiplier(self, option: int) -> float:
+        one_hour = self.rules.write_1h_multiplier
+        return float(self.rules.write_5m_multiplier if option == 0 or one_hour is None else one_hour)
+
+    def uses_1h_column(self, option: int) -> bool:
+        return option > 0 and self.rules.write_1h_multiplier is not None
+
+
+def _rules_frame(frame: pl.DataFrame, ctx: LeverContext) -> tuple[pl.DataFrame, dict[str, UnitRules]]:
+    """Per model_id: the cache rules in force (at --price-date, else on the model's last logged day)."""
+    last_days = frame.group_by("model_id").agg(pl.col("timestamp").max().dt.date().alias("day"))
+    rules: dict[str, UnitRules] = {}
+    rows = []
+    for model_id, day in last_days.sort("model_id").iter_rows():
+        on: date = ctx.price_date or day or date.today()
+        try:
+            caching = ctx.prices.model(model_id, on).caching
+        except PricingError:
+            caching = None
+        if caching is None or caching.mode == "none" or caching.read_multiplier >= 1:
+            continue
+        rules[model_id] = UnitRules(model_id, caching)
+        ttl = caching.ttl_seconds
+        rows.append(
+            {
+                "model_id": model_id,
+                "min_tokens": caching.min_tokens,
+                "granularity": caching.granularity_tokens,
+                "ttl0": ttl[0],
+                "ttl1": ttl[1] if len(ttl) > 1 else None,
+                "explicit": caching.mode == "explicit",
+                "one_hour_priced": caching.write_1h_multiplier is not None,
+            }
+        )
+    schema = {
+        "model_id": pl.String,
+        "min_tokens": pl.Int64,
+        "granularity": pl.Int64,
+        "ttl0": pl.Int64,
+        "ttl1": pl.Int64,
+        "explicit": pl.Boolean,
+        "one_hour_priced": pl.Boolean,
+    }
+    return pl.DataFrame(rows, schema=schema), rules
+
+
+# ---------------------------------------------------------------------------------------------- preparation
+
+
+def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: CachingOptions) -> tuple[pl.DataFrame, dict[str, UnitRules]]:
+    """Priced rows of cacheable models, with scope/unit keys, time in µs, rule columns and per-token deltas."""
+    priced = frame.filter(
+        pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null() & (pl.col("input_tokens").fill_null(0) > 0)
+    )
+    rules_frame, rules = _rules_frame(priced, ctx)
+    if not rules:
+        return priced.head(0), rules
+    billing = (
+        pl.col("tags").str.json_path_match(f"$.{opts.billing_scope_tag}")
+        if opts.billing_scope_tag
+        else pl.lit(None, dtype=pl.String)
+    )
+    work = (
+        priced.join(rules_frame, on="model_id", how="inner", maintain_order="left")
+        .with_columns(
+            pl.col("timestamp").dt.epoch("us").alias("t"),
+            pl.col("provider").fill_null(UNATTRIBUTED).alias("provider"),
+            pl.col("feature").fill_null(UNATTRIBUTED).alias("feature"),
+            billing.fill_null("").alias("billing_scope"),
+            pl.col("cost_usd").cast(pl.Float64).alias("cur"),
+            *(pl.col(c).fill_null(0) for c in ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")),
+        )
+        .with_columns(
+            pl.concat_str("provider", "model_id", "billing_scope", separator="\x1f").alias("scope"),
+        )
+        .with_columns(pl.concat_str("scope", "feature", separator="\x1f").alias("unit"))
+    )
+    return _with_rates(work, ctx), rules
+
+
+def _with_rates(work: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
+    """cost_none (all input uncached) and the per-token cost change of reading / writing 5m / writing 1h."""
+    zero = pl.lit(0, dtype=pl.Int64)
+    full = pl.col("input_tokens")
+
+    def price(read: pl.Expr, w5: pl.Expr, w1: pl.Expr) -> pl.Series:
+        modified = work.with_columns(
+            read.alias("cache_read_tokens"), w5.alias("cache_write_5m_tokens"), w1.alias("cache_write_1h_tokens")
+        )
+        return ctx.prices.cost(modified, ctx.price_date).cast(pl.Float64)
+
+    none = price(zero, zero, zero)
+    tokens = work["input_tokens"].cast(pl.Float64)
+    return work.with_columns(
+        none.alias("cost_none"),
+        ((price(full, zero, zero) - none) / tokens).alias("d_read"),
+        ((price(zero, full, zero) - none) / tokens).alias("d_w5"),
+        ((price(zero, zero, full) - none) / tokens).alias("d_w1"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- simulation
+
+
+@dataclass
+class Simulation:
+    """Per text request (by `req`, its row in the work frame): cached tokens per variant and TTL option."""
+
+    tokens: pl.DataFrame
+    blocks: dict[str, pl.DataFrame] = field(default_factory=dict)  # variant -> req, scope, t, key, end_byte
+    texts: pl.DataFrame | None = None  # req -> prompt_text
+
+
+def _simulate(work: pl.DataFrame, opts: CachingOptions) -> Simulation:
+    text_rows = work.with_row_index("req").filter(pl.col("prompt_text").is_not_null())
+    if text_rows.height == 0:
+        return Simulation(tokens=pl.DataFrame(schema={"req": pl.UInt32}))
+    # Each distinct prompt is cut and hashed once; requests join to it by the text's hash. The replay needs
+    # requests in start-time order.
+    text_rows = text_rows.with_columns(pl.col("prompt_text").hash(101).alias("th")).sort("t", "req")
+    distinct = text_rows.filter(pl.col("th").is_first_distinct()).select("th", "prompt_text")
+    ttls = sorted({int(v) for v in pl.concat([text_rows["ttl0"], text_rows["ttl1"]]).drop_nulls().to_list()})
+    requests = text_rows.select("req", "th", pl.col("scope").rank("dense").alias("scope"), "t")
+    sim = Simulation(tokens=text_rows.select("req", "input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"))
+    sim.texts = text_rows.select("req", "prompt_text")
+
+    raw = _keyed(chain_keys(distinct["prompt_text"], opts.block_bytes), distinct["th"])
+    lengths = distinct.select("th", pl.col("prompt_text").str.len_bytes().alias("len_bytes"))
+    tokens = sim.tokens
+    replayed_raw: pl.DataFrame | None = None
+    variants: list[tuple[str, tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]] = [("raw", (requests, raw, lengths))]
+    while variants:
+        variant, (variant_requests, keys, variant_lengths) = variants.pop(0)
+        blocks = variant_requests.join(keys, on="th", maintain_order="left").select(
+            "req", "scope", "t", "block", "end_byte", "key"
+        )
+        sim.blocks[variant] = blocks
+        replayed = replay(blocks, [*ttls, None])
+        per_req = variant_requests.select("req", "th").join(variant_lengths, on="th")
+        tokens = tokens.join(
+            _variant_tokens(per_req.drop("th").join(replayed, on="req", how="left"), tokens, ttls, variant),
+            on="req",
+            how="left",
+        )
+        if variant == "raw":
+            replayed_raw = per_req.join(replayed.select("req", "shared_bytes"), on="req", how="left")
+            masked = _masked_inputs(distinct, requests, raw, replayed_raw, opts) if opts.detect_busters else None
+            if masked is not None:
+                variants.append(("masked", masked))
+    if "masked" in sim.blocks:  # requests outside the scopes a volatile span touches: masked = as logged
+        tokens = tokens.with_columns(
+            pl.col(c).fill_null(pl.col(c.replace("masked_", "raw_"))) for c in tokens.columns if c.startswith("masked_")
+        )
+    sim.tokens = tokens
+    return sim
+
+
+def _keyed(keys: pl.DataFrame, text_hashes: pl.Series) -> pl.DataFrame:
+    """chain_keys rows addressed by text hash (`th`) instead of position."""
+    return keys.with_columns(text_hashes.gather(keys["text_idx"]).alias("th")).drop("text_idx")
+
+
+def _masked_inputs(
+    distinct: pl.DataFrame, requests: pl.DataFrame, raw: pl.DataFrame, raw_shared: pl.DataFrame, opts: CachingOptions
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None:
+    """Requests, keys and lengths for the replay with volatile spans masked.
+
+    A volatile span that breaks a prefix sits where the prefix stops being shared, so only prompts with a
+    volatile match in the window around their divergence point are masked, and only the cache scopes that
+    hold such a prompt are replayed again (elsewhere the masked replay equals the logged one).
+    """
+    divergence = raw_shared.group_by("th").agg(pl.col("shared_bytes").fill_null(0).max())
+    shared = pl.col("shared_bytes").fill_null(0)
+    window = distinct.join(divergence, on="th", how="left").select(
+        "th",
+        "prompt_text",
+        (
+            has_volatile(divergence_window(pl.col("prompt_text"), shared, opts.block_bytes))
+            | diverges_in_tools(pl.col("prompt_text"), shared)
+        ).alias("candidate"),
+    )
+    candidates = window.filter(pl.col("candidate"))
+    if candidates.height == 0:
+        return None
+    masked = mask_volatile(candidates["prompt_text"])
+    changed = (masked != candidates["prompt_text"]).fill_null(False)
+    if not changed.any():
+        return None
+    changed_th = candidates["th"].filter(changed)
+    scopes = requests.filter(pl.col("th").is_in(changed_th.implode()))["scope"].unique()
+    scoped = requests.filter(pl.col("scope").is_in(scopes.implode()))
+    needed = scoped["th"].unique()
+    unchanged_keys = raw.filter(pl.col("th").is_in(needed.implode()) & ~pl.col("th").is_in(changed_th.implode()))
+    changed_keys = _keyed(chain_keys(masked.filter(changed), opts.block_bytes), changed_th)
+    masked_lengths = pl.concat(
+        [
+            distinct.filter(~pl.col("th").is_in(changed_th.implode())).select(
+                "th", pl.col("prompt_text").str.len_bytes().alias("len_bytes")
+            ),
+            pl.DataFrame({"th": changed_th, "len_bytes": masked.filter(changed).str.len_bytes()}),
+        ]
+    )
+    return scoped, pl.concat([unchanged_keys, changed_keys]), masked_lengths
+
+
+def _variant_tokens(replayed: pl.DataFrame, base: pl.DataFrame, ttls: Sequence[int], variant: str) -> pl.DataFrame:
+    """Cached tokens under the provider's rules: shared prefix, hits at TTL option 0/1 and unbounded."""
+    frame = replayed.join(base, on="req").with_columns(
+        (pl.col("input_tokens") / pl.col("len_bytes").clip(lower_bound=1)).alias("ratio")
+    )
+
+    def hit_bytes(ttl: pl.Expr) -> pl.Expr:
+        expr: pl.Expr = pl.lit(None, dtype=pl.Int64)
+        for i, value in enumerate(ttls):
+            expr = pl.when(ttl == value).then(pl.col(hit_column(i))).otherwise(expr)
+        return expr.fill_null(0)
+
+    def rule_tokens(prefix: pl.Expr, *, apply_minimum: bool = True) -> pl.Expr:
+        minimum = pl.col("min_tokens") if apply_minimum else pl.lit(0)
+        granularity = pl.col("granularity") if apply_minimum else pl.lit(1)
+        return cached_tokens(prefix.fill_null(0), pl.col("ratio"), pl.col("input_tokens"), minimum, granularity)
+
+    unbounded = pl.col(hit_column(len(ttls)))
+    v = variant
+    return frame.select(
+        "req",
+        rule_tokens(pl.col("shared_bytes")).alias(f"{v}_shared"),
+        rule_tokens(pl.col("shared_bytes"), apply_minimum=False).alias(f"{v}_shared_any"),
+        rule_tokens(hit_bytes(pl.col("ttl0"))).alias(f"{v}_hit0"),
+        pl.when(pl.col("ttl1").is_null())
+        .then(None)
+        .otherwise(rule_tokens(hit_bytes(pl.col("ttl1"))))
+        .alias(f"{v}_hit1"),
+        rule_tokens(unbounded).alias(f"{v}_hitinf"),
+        rule_tokens(hit_bytes(pl.col("ttl0")), apply_minimum=False).alias(f"{v}_hit0_any"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- candidates
+
+
+def _candidates(work: pl.DataFrame, sim: Simulation, variants: Sequence[str]) -> pl.DataFrame:
+    """Per text request: cost (float USD) of each configuration."""
+    joined = work.with_row_index("req").join(
+        sim.tokens.drop("input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"), on="req", how="inner"
+    )
+    d_w1_or_5 = pl.when(pl.col("one_hour_priced")).then(pl.col("d_w1")).otherwise(pl.col("d_w5"))
+    columns = []
+    for v in variants:
+        shared = pl.col(f"{v}_shared")
+        for option, d_write in (("0", pl.col("d_w5")), ("1", d_w1_or_5)):
+            hit = pl.col(f"{v}_hit{option}")
+            write = (shared - hit).clip(lower_bound=0)
+            columns.append((pl.col("cost_none") + hit * pl.col("d_read") + write * d_write).alias(f"{v}_cost{option}"))
+        hit = pl.col(f"{v}_hitinf")
+        write = (shared - hit).clip(lower_bound=0)
+        # unbounded: the cheaper write option pays for every write (TTL no longer matters)
+        d_cheap = pl.min_horizontal(pl.col("d_w5"), d_w1_or_5)
+        columns.append((pl.col("cost_none") + hit * pl.col("d_read") + write * d_cheap).alias(f"{v}_costinf"))
+    # pessimistic: the default TTL and, for explicit caches, an automatic breakpoint at the end of every prompt
+    # (every uncached token of a prompt above the minimum is written)
+    above_min = pl.col("explicit") & (pl.col("input_tokens") >= pl.col("min_tokens"))
+    writable = pl.when(above_min).then(pl.col("input_tokens")).otherwise(pl.col("raw_shared"))
+    low_write = (writable - pl.col("raw_hit0")).clip(lower_bound=0)
+    columns.append(
+        (pl.col("cost_none") + pl.col("raw_hit0") * pl.col("d_read") + low_write * pl.col("d_w5")).alias("low_cost")
+    )
+    # LA103: pad a reused prefix below the minimum up to it
+    pad = (pl.col("min_tokens") - pl.col("raw_shared_any")).clip(lower_bound=0)
+    below = (pl.col("raw_shared") == 0) & (pl.col("raw_shared_any") > 0) & (pl.col("min_tokens") > 0)
+    padded_hit = pl.when(pl.col("raw_hit0_any") > 0).then(pl.col("min_tokens")).otherwise(0)
+    p_in = -pl.col("d_read") / (1 - pl.col("read_mult"))  # the input price per token, from the read discount
+    padded = (
+        pl.col("cost_none")
+        + pad * p_in
+        + padded_hit * pl.col("d_read")
+        + (pl.col("min_tokens") - padded_hit) * pl.col("d_w5")
+    )
+    columns += [below.alias("below_min"), padded.alias("padded_cost")]
+    return joined.with_columns(columns)
+
+
+# ---------------------------------------------------------------------------------------------- lever
+
+
+class PromptCachingLever:
+    id = LEVER_ID
+    title = "Prompt caching"
+
+    def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
+        opts = CachingOptions.parse(dict(ctx.options or {}))
+        work, rules = _prepare(frame, ctx, opts)
+        result = LeverResult(
+            lever_id=self.id,
+            title=self.title,
+            confidence="measured",
+            counterfactual=empty_counterfactual(),
+            assumptions=_ASSUMPTIONS,
+            method=_METHOD,
+        )
+        if work.height == 0:
+            return result
+        work = work.with_columns(
+            pl.col("model_id")
+            .replace_strict({m: float(r.rules.read_multiplier) for m, r in rules.items()}, return_dtype=pl.Float64)
+            .alias("read_mult")
+        )
+        sim = _simulate(work, opts)
+        variants = [v for v in VARIANTS if f"{v}_shared" in sim.tokens.columns]
+        units = _units(work, rules)
+        rows = []
+        if variants:
+            cands = _candidates(work, sim, variants)
+            decisions = _decide(cands, units, variants, opts)
+            rows.append(_text_counterfactual(cands, decisions))
+            result.confidence = "simulated"
+        else:
+            cands, decisions = None, {}
+        measured = _measured(work, units)
+        rows.append(measured.counterfactual)
+        cf = pl.concat([r for r in rows if r.height]) if any(r.height for r in rows) else empty_counterfactual()
+        result.counterfactual = cf
+        result.findings = _findings(work, units, decisions, measured, sim, cands, opts)
+        result.gaps, gap_findings = _text_gap(work, units)
+        result.findings += gap_findings
+        return result
+
+
+LEVER = PromptCachingLever()
+
+_METHOD = (
+    "Hash chains over each rendered prompt (tools -> system -> messages, 256-byte blocks) give the prefix every "
+    "request shares with others in its cache scope; a time-ordered replay applies the provider's minimum, "
+    "granularity and TTL options from the price tables; candidate configurations are priced per request and the "
+    "cheapest per model and feature is kept, never above today's cost."
+)
+_ASSUMPTIONS = [
+    "Shared prefix bytes are converted to tokens by each request's own tokens-per-byte ratio (no re-tokenization).",
+    "A breakpoint sits at the end of the prefix the request shares with others (system/tools, or the latest "
+    "message in a conversation); the lookback finds any earlier written block.",
+    "Requests starting at the same instant all miss (a cache entry is readable only after its writer started).",
+    "Expected: best TTL option per model and feature; low savings: default TTL with a breakpoint at the end of "
+    "every prompt; high savings: an unbounded cache.",
+    "Gemini explicit-cache storage fees and provider-side eviction before the TTL are not modelled.",
+]
+
+
+# ---------------------------------------------------------------------------------------------- units
+
+
+@dataclass
+class Unit:
+    key: str
+    provider: str
+    model_id: str
+    feature: str
+    billing_scope: str
+    rules: UnitRules
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def scope(self) -> dict[str, str]:
+        scope = {"provider": self.provider, "model": self.model_id, "feature": self.feature}
+        if self.billing_scope:
+            scope["billing_scope"] = self.billing_scope
+        return scope
+
+
+def _units(work: pl.DataFrame, rules: dict[str, UnitRules]) -> dict[str, Unit]:
+    """Per unit: identity and the realized cache usage as logged (all rows, with or without text)."""
+    stats = work.group_by("unit").agg(
+        pl.col("provider").first(),
+        pl.col("model_id").first(),
+        pl.col("feature").first(),
+        pl.col("billing_scope").first(),
+        pl.len().alias("requests"),
+        pl.col("prompt_text").is_not_null().sum().alias("text_requests"),
+        pl.col("cur").sum().alias("cost"),
+        pl.col("input_tokens").sum(),
+        pl.col("cache_read_tokens").sum(),
+        pl.col("cache_write_5m_tokens").sum(),
+        pl.col("cache_write_1h_tokens").sum(),
+        (pl.col("cache_write_5m_tokens") * pl.col("d_w5") + pl.col("cache_write_1h_tokens") * pl.col("d_w1"))
+        .sum()
+        .alias("write_premium"),
+        (-pl.col("cache_read_tokens") * pl.col("d_read")).sum().alias("read_savings"),
+    )
+    units = {}
+    for row in stats.sort("unit").iter_rows(named=True):
+        units[row["unit"]] = Unit(
+            key=row["unit"],
+            provider=row["provider"],
+            model_id=row["model_id"],
+            feature=row["feature"],
+            billing_scope=row["billing_scope"],
+            rules=rules[row["model_id"]],
+            stats=row,
+        )
+    return units
+
+
+def _current_option(unit: Unit) -> int | None:
+    """Which TTL option the unit uses today (None: no cache activity in the log)."""
+    s = unit.stats
+    if s["cache_write_1h_tokens"] > s["cache_write_5m_tokens"] and unit.rules.uses_1h_column(1):
+        return 1
+    if s["cache_write_5m_tokens"] or s["cache_read_tokens"]:
+        return 0
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- decisions
+
+
+@dataclass
+class Decision:
+    unit: str
+    variant: str  # raw | masked (volatile spans moved out of the prefix)
+    choice: str  # current | none | cost0 | cost1
+    costs: dict[str, float]  # totals over the unit's text requests: cur, none, raw_cost0, ..., low_cost
+    expected: float
+    low: float
+    high: float
+    text_requests: int
+    busted_requests: int = 0
+
+
+def _decide(
+    cands: pl.DataFrame, units: dict[str, Unit], variants: Sequence[str], opts: CachingOptions
+) -> dict[str, Decision]:
+    cost_cols = [f"{v}_cost{o}" for v in variants for o in ("0", "1", "inf")]
+    aggs = [pl.col(c).sum() for c in ("cur", "cost_none", "low_cost", *cost_cols)]
+    aggs.append(pl.len().alias("n"))
+    if "masked" in variants:
+        aggs.append((pl.col("masked_shared") > pl.col("raw_shared")).sum().alias("busted"))
+    totals = cands.group_by("unit").agg(aggs)
+    decisions = {}
+    for row in totals.sort("unit").iter_rows(named=True):
+        unit = units[row["unit"]]
+        has_1h = unit.rules.ttl(1) is not None
+        costs = {k: float(v) for k, v in row.items() if isinstance(v, int | float) and k not in ("n", "busted")}
+
+        def best(variant: str, costs: dict[str, float] = costs, has_1h: bool = has_1h) -> tuple[str, float]:
+            options = [(f"cost{o}", costs[f"{variant}_cost{o}"]) for o in (("0", "1") if has_1h else ("0",))]
+            return min(options, key=lambda item: item[1])
+
+        variant = "raw"
+        label, best_cost = best("raw")
+        busted = int(row.get("busted") or 0)
+        if "masked" in variants and busted >= 2:
+            m_label, m_cost = best("masked")
+            gain = best_cost - m_cost
+            if gain > max(opts.min_finding_usd, opts.min_finding_share * costs["cur"]):
+                variant, label, best_cost = "masked", m_label, m_cost
+        choice, expected = min(
+            [("current", costs["cur"]), ("none", costs["cost_none"]), (label, best_cost)], key=lambda item: item[1]
+        )
+        low = min(costs["cur"], costs["cost_none"], costs["low_cost"])
+        high = min(expected, costs[f"{variant}_costinf"])
+        decisions[unit.key] = Decision(
+            unit=unit.key,
+            variant=variant,
+            choice=choice,
+            costs=costs,
+            expected=expected,
+            low=max(low, expected),
+            high=high,
+            text_requests=int(row["n"]),
+            busted_requests=busted,
+        )
+    return decisions
+
+
+def _text_counterfactual(cands: pl.DataFrame, decisions: dict[str, Decision]) -> pl.DataFrame:
+    """Per request cost after, for the three cases; unit savings spread over the requests that get cheaper."""
+    if not decisions:
+        return empty_counterfactual()
+    plan = pl.DataFrame(
+        {
+            "unit": list(decisions),
+            "choice_col": [_choice_column(d, "expected") for d in decisions.values()],
+            "low_col": [_choice_column(d, "low") for d in decisions.values()],
+            "high_col": [_choice_column(d, "high") for d in decisions.values()],
+            "save_exp": [d.costs["cur"] - d.expected for d in decisions.values()],
+            "save_low": [d.costs["cur"] - d.low for d in decisions.values()],
+            "save_high": [d.costs["cur"] - d.high for d in decisions.values()],
+        }
+    )
+    frame = cands.join(plan, on="unit", how="inner")
+    cost_cols = sorted(
+        {
+            c
+            for d in decisions.values()
+            for case in ("expected", "low", "high")
+            if (c := _choice_column(d, case)) != "cur"
+        }
+    )
+
+    def picked(selector: str) -> pl.Expr:
+        expr: pl.Expr = pl.col("cur")
+        for column in cost_cols:
+            expr = pl.when(pl.col(selector) == column).then(pl.col(column)).otherwise(expr)
+        return expr
+
+    def after(selector: str, savings: str) -> pl.Expr:
+        gain = (pl.col("cur") - picked(selector)).clip(lower_bound=0)
+        share = gain / gain.sum().over("unit")
+        spread = (pl.col(savings).clip(lower_bound=0) * share).fill_nan(0).fill_null(0)
+        return (pl.col("cur") - spread).clip(lower_bound=0)
+
+    out = (
+        frame.select(
+            "row_id",
+            "cur",
+            after("choice_col", "save_exp").alias("exp"),
+            after("low_col", "save_low").alias("low"),
+            after("high_col", "save_high").alias("high"),
+        )
+        # each case is spread by its own candidate's gains; keep high <= expected <= low on every request
+        .with_columns(pl.min_horizontal("high", "exp").alias("high"), pl.max_horizontal("low", "exp").alias("low"))
+        .filter(pl.col("high") < pl.col("cur"))
+    )
+    return counterfactual_frame(out["row_id"], out["exp"], out["low"], out["high"])
+
+
+def _choice_column(decision: Decision, case: str) -> str:
+    costs = decision.costs
+    target = {"expected": decision.expected, "low": decision.low, "high": decision.high}[case]
+    if case == "expected":
+        if decision.choice == "current":
+            return "cur"
+        return "cost_none" if decision.choice == "none" else f"{decision.variant}_{decision.choice}"
+    candidates = ["cur", "cost_none", "low_cost"] if case == "low" else [f"{decision.variant}_costinf"]
+    for column in candidates:
+        if math.isclose(costs[column], target, rel_tol=1e-12, abs_tol=1e-15):
+            return column
+    return _choice_column(decision, "expected")
+
+
+# ---------------------------------------------------------------------------------------------- token-only
+
+
+@dataclass
+class Measured:
+    counterfactual: pl.DataFrame
+    per_unit: dict[str, dict[str, Any]]
+
+
+def _measured(work: pl.DataFrame, units: dict[str, Unit]) -> Measured:
+    """Writes never read (LA105) and TTL-gap misses (LA104) from the logged cache fields alone."""
+    base = work.with_columns(
+        (pl.col("cache_write_5m_tokens") + pl.col("cache_write_1h_tokens")).alias("cache_write_tokens"),
+        pl.col("session_id").fill_null("").alias("session"),
+    )
+    horizons = {u.key: max(u.rules.rules.ttl_seconds) for u in units.values()}
+    base = base.with_columns(pl.col("unit").replace_strict(horizons, return_dtype=pl.Float64).alias("horizon"))
+    never = pl.concat(
+        [
+            writes_never_read(part, ["unit", "session"], float(part["horizon"][0]))
+            .to_frame()
+            .with_columns(part["row_id"])
+            for part in base.partition_by("unit", maintain_order=True)
+        ]
+    )
+    base = base.join(never, on="row_id", how="left")
+    premium = (
+        pl.col("cache_write_5m_tokens") * pl.col("d_w5") + pl.col("cache_write_1h_tokens") * pl.col("d_w1")
+    ).clip(lower_bound=0)
+    base = base.with_columns(pl.when(pl.col("never_read")).then(premium).otherwise(0.0).alias("wasted"))
+    per_unit: dict[str, dict[str, Any]] = {}
+    for row in (
+        base.group_by("unit")
+        .agg(
+            pl.col("never_read").sum().alias("never_read_requests"),
+            pl.col("wasted").sum().alias("wasted_premium"),
+            pl.col("cache_write_tokens").filter(pl.col("never_read")).sum().alias("never_read_tokens"),
+            pl.col("cache_write_tokens").sum().alias("write_tokens"),
+        )
+        .iter_rows(named=True)
+    ):
+        per_unit[row["unit"]] = row
+    for unit in units.values():
+        per_unit.setdefault(unit.key, {}).update(_ttl_gaps(base.filter(pl.col("unit") == unit.key), unit))
+    # Only rows without prompt text take the measured counterfactual; text rows are simulated.
+    token_only = base.filter(pl.col("prompt_text").is_null() & (pl.col("wasted") > 0))
+    cf = counterfactual_frame(token_only["row_id"], token_only["cur"] - token_only["wasted"])
+    return Measured(counterfactual=cf, per_unit=per_unit)
+
+
+def _ttl_gaps(rows: pl.DataFrame, unit: Unit) -> dict[str, Any]:
+    """TTL-gap misses in sessions, and what the longer TTL option would have saved on them (estimate)."""
+    sessions = rows.filter(pl.col("session") != "")
+    short, long = unit.rules.ttl(0), unit.rules.ttl(1)
+    if sessions.height < 2 or short is None or long is None or long <= short:
+        return {"ttl_gap_misses": 0, "ttl_gap_missed_tokens": 0, "ttl_1h_savings": 0.0}
+    gaps = session_gaps(sessions, ["session"], short, long)
+    misses = gaps.filter(pl.col("ttl_gap_miss"))
+    d_long = pl.col("d_w1") if unit.rules.uses_1h_column(1) else pl.col("d_w5")
+    gained = misses.select((pl.col("missed_tokens") * (pl.col("d_w5") - pl.col("d_read"))).sum()).item() or 0.0
+    extra = gaps.select((pl.col("cache_write_5m_tokens") * (d_long - pl.col("d_w5"))).sum()).item() or 0.0
+    return {
+        "ttl_gap_misses": misses.height,
+        "ttl_gap_missed_tokens": int(misses["missed_tokens"].sum() or 0),
+        "ttl_1h_savings": float(gained - extra),
+        "median_gap_s": _median(gaps["gap_s"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- findings
+
+
+def _findings(
+    work: pl.DataFrame,
+    units: dict[str, Unit],
+    decisions: dict[str, Decision],
+    measured: Measured,
+    sim: Simulation,
+    cands: pl.DataFrame | None,
+    opts: CachingOptions,
+) -> list[Finding]:
+    findings: list[Finding] = []
+    for unit in units.values():
+        m = measured.per_unit.get(unit.key, {})
+        threshold = max(opts.min_finding_usd, opts.min_finding_share * unit.stats["cost"])
+        evidence = _unit_evidence(unit, decisions.get(unit.key), m)
+        decision = decisions.get(unit.key)
+        if decision is not None and cands is not None:
+            findings += _simulated_findings(unit, decision, m, sim, cands, evidence, threshold, opts)
+        else:
+            findings += _measured_findings(unit, m, evidence, threshold)
+    return findings
+
+
+def _unit_evidence(unit: Unit, decision: Decision | None, m: dict[str, Any]) -> dict[str, Any]:
+    s = unit.stats
+    rules = unit.rules.rules
+    evidence: dict[str, Any] = {
+        "requests": s["requests"],
+        "requests_with_prompt_text": s["text_requests"],
+        "logged_cost_usd": usd(s["cost"]),
+        "realized_hit_rate": round(s["cache_read_tokens"] / s["input_tokens"], 4) if s["input_tokens"] else None,
+        "cache_read_tokens": s["cache_read_tokens"],
+        "cache_write_tokens": s["cache_write_5m_tokens"] + s["cache_write_1h_tokens"],
+        "write_premium_usd": usd(s["write_premium"]),
+        "read_savings_usd": usd(s["read_savings"]),
+        "rules": {
+            "mode": rules.mode,
+            "min_tokens": rules.min_tokens,
+            "granularity_tokens": rules.granularity_tokens,
+            "ttl_seconds": list(rules.ttl_seconds),
+            "write_multipliers": [unit.rules.write_multiplier(i) for i in range(len(rules.ttl_seconds))],
+            "read_multiplier": float(rules.read_multiplier),
+        },
+        "ttl_gap_misses": m.get("ttl_gap_misses", 0),
+        "writes_never_read_requests": m.get("never_read_requests", 0),
+    }
+    if decision is not None:
+        c = decision.costs
+        text_input = decision.text_requests
+        evidence.update(
+            {
+                "simulated_requests": text_input,
+                "text_logged_cost_usd": usd(c["cur"]),
+                "best_config_cost_usd": usd(decision.expected),
+                "unbounded_cost_usd": usd(c[f"{decision.variant}_costinf"]),
+                "best_config": _config_name(unit, decision),
+                "prefix_tokens_method": "bytes x the request's own tokens-per-byte ratio",
+            }
+        )
+    return evidence
+
+
+def _config_name(unit: Unit, decision: Decision) -> str:
+    if decision.choice == "current":
+        return "as logged"
+    if decision.choice == "none":
+        return "no caching"
+    option = int(decision.choice[-1])
+    return f"breakpoint after the stable prefix, TTL {_ttl_name(unit.rules.ttl(option))}"
+
+
+def _ttl_name(seconds: int | None) -> str:
+    if seconds is None:
+        return "unbounded"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def _hit_rates(unit_rows: pl.DataFrame, variant: str, option: str) -> dict[str, float | None]:
+    total = float(unit_rows["input_tokens"].sum())
+    if not total:
+        return {}
+    hit_col = f"{variant}_hit{option}" if option in ("0", "1") else f"{variant}_hit0"
+    return {
+        "potential_hit_rate": round(float(unit_rows[hit_col].fill_null(0).sum()) / total, 4),
+        "unbounded_hit_rate": round(float(unit_rows[f"{variant}_hitinf"].sum()) / total, 4),
+        "realized_hit_rate_text_rows": round(float(unit_rows["cache_read_tokens"].sum()) / total, 4),
+    }
+
+
+def _median(series: pl.Series) -> float:
+    value = series.median()
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _severity(savings: float, cost: float) -> Severity:
+    share = savings / cost if cost else 0.0
+    return "high" if share >= 0.2 else "medium" if share >= 0.05 else "low"
+
+
+def _simulated_findings(
+    unit: Unit,
+    decision: Decision,
+    m: dict[str, Any],
+    sim: Simulation,
+    cands: pl.DataFrame,
+    evidence: dict[str, Any],
+    threshold: float,
+    opts: CachingOptions,
+) -> list[Finding]:
+    rows = cands.filter(pl.col("unit") == unit.key)
+    c = decision.costs
+    option = decision.choice[-1] if decision.choice.startswith("cost") else "0"
+    evidence = {**evidence, **_hit_rates(rows, decision.variant, option)}
+    total = c["cur"] - decision.expected
+    findings: list[Finding] = []
+    cost = unit.stats["cost"]
+
+    def add(code: str, savings: float, title: str, recommendation: str, extra: dict[str, Any]) -> None:
+        if savings <= 0 or savings < threshold:
+            return
+        findings.append(
+            Finding(
+                code=code,
+                lever=LEVER_ID,
+                title=title,
+                severity=_severity(savings, cost),
+                savings_usd=usd(savings) or 0.0,
+                affected_requests=decision.text_requests,
+                recommendation=recommendation,
+                scope=unit.scope(),
+                evidence={**evidence, **extra, "savings_usd": usd(savings)},
+            )
+        )
+
+    if decision.choice == "none":
+        add(
+            "LA105",
+            total,
+            f"Cache writes cost more than they save on {unit.model_id} / {unit.feature}",
+            "Remove the cache_control breakpoints for this feature (or move them to a prefix that repeats within the "
+            "TTL): the write premium is not paid back by reads.",
+            {"writes_never_read_tokens": m.get("never_read_tokens", 0), "uncached_cost_usd": usd(c["cost_none"])},
+        )
+    elif decision.choice != "current":
+        raw_label = min(
+            ((f"cost{o}", c[f"raw_cost{o}"]) for o in ("0", "1") if o == "0" or unit.rules.ttl(1) is not None),
+            key=lambda item: item[1],
+        )
+        s102 = min(total, max(0.0, raw_label[1] - decision.expected)) if decision.variant == "masked" else 0.0
+        rest = total - s102
+        current = _current_option(unit)
+        s104 = 0.0
+        if current is not None and decision.choice != f"cost{current}":
+            at_current = c[f"{decision.variant}_cost{current}"]
+            s104 = min(rest, max(0.0, at_current - decision.expected))
+            rest -= s104
+        s105 = min(rest, float(m.get("wasted_premium") or 0.0)) if current is not None else 0.0
+        rest -= s105
+        if s102 > 0:
+            add(*_buster_finding(unit, decision, sim, rows, s102))
+        if s104 > 0:
+            add(*_ttl_finding(unit, decision, current, s104, m))
+        if s105 > 0:
+            add(
+                "LA105",
+                s105,
+                f"Cache writes never read on {unit.model_id} / {unit.feature}",
+                "Move the breakpoint to the end of the prefix that repeats (system prompt, tools, the previous "
+                "turn); writes of unique tails pay the write premium and are never read.",
+                {"writes_never_read_tokens": m.get("never_read_tokens", 0)},
+            )
+        add(*_not_cached_finding(unit, decision, rows, sim, rest))
+    below_min = _below_min_finding(unit, rows, evidence, opts.pad_floor_share)
+    if below_min is not None:
+        findings.append(below_min)
+    return findings
+
+
+def _not_cached_finding(
+    unit: Unit, decision: Decision, rows: pl.DataFrame, sim: Simulation, savings: float
+) -> tuple[str, float, str, str, dict[str, Any]]:
+    variant = decision.variant
+    reused = rows.filter(pl.col(f"{variant}_shared") > 0)
+    prefix = int(_median(reused[f"{variant}_shared"])) if reused.height else 0
+    example = _example_prefix(reused, sim, variant)
+    ttl = _config_name(unit, decision)
+    if unit.rules.rules.mode == "explicit":
+        how = (
+            f"Add a cache_control breakpoint at the end of the stable prefix (after tools and system; in "
+            f"conversations also on the latest message) with {ttl.split(', ')[-1]}."
+        )
+    else:
+        how = (
+            "Caching is automatic here: keep the stable part (tools, system, shared documents) first and "
+            "byte-identical, put per-request content last, and send a prompt_cache_key per feature; "
+            f"{ttl.split(', ')[-1]}."
+        )
+    return (
+        "LA101",
+        savings,
+        f"Stable {prefix:,}-token prefix not cached on {unit.model_id} / {unit.feature}",
+        how,
+        {"stable_prefix_tokens_median": prefix, "requests_sharing_a_prefix": reused.height, "example_prefix": example},
+    )
+
+
+def _example_prefix(reused: pl.DataFrame, sim: Simulation, variant: str) -> str:
+    if reused.height == 0 or sim.texts is None:
+        return ""
+    req = reused.sort(f"{variant}_shared", descending=True)["req"][0]
+    text = sim.texts.filter(pl.col("req") == req)["prompt_text"][0]
+    return excerpt(text)
+
+
+def _buster_finding(
+    unit: Unit, decision: Decision, sim: Simulation, rows: pl.DataFrame, savings: float
+) -> tuple[str, float, str, str, dict[str, Any]]:
+    gained = rows.with_columns((pl.col("masked_shared") - pl.col("raw_shared")).alias("gain")).sort(
+        ["gain", "req"], descending=[True, False]
+    )
+    extra: dict[str, Any] = {
+        "requests_with_buster": decision.busted_requests,
+        "prefix_tokens_if_fixed_median": int(_median(gained.filter(pl.col("gain") > 0)["masked_shared"])),
+        "prefix_tokens_as_logged_median": int(_median(gained.filter(pl.col("gain") > 0)["raw_shared"])),
+    }
+    span = _locate_buster(sim, int(gained["req"][0]))
+    where = "near the start of the prompt"
+    if span is not None:
+        text, ratio, found = span
+        masked_line = found.line_text.replace(found.value, f"<{found.kind}>") if found.value else found.line_text
+        extra.update(
+            {
+                "volatile_kind": found.kind,
+                "segment": found.segment,
+                "line": found.line,
+                "line_in_segment": _line_in_segment(text, found.char_offset),
+                "char_offset": found.char_offset,
+                "token_offset": int(found.byte_offset * ratio),
+                "example": excerpt(masked_line),
+            }
+        )
+        where = f"in the {found.segment or 'prompt'} block, line {extra['line_in_segment']} ({found.kind})"
+    return (
+        "LA102",
+        savings,
+        f"Cache buster {where} on {unit.model_id} / {unit.feature}",
+        "Move the volatile value (time, date, ids) out of the prefix: put it in the last user message or after the "
+        "cache breakpoint, and serialize tools / JSON with a fixed key order.",
+        extra,
+    )
+
+
+def _locate_buster(sim: Simulation, req: int) -> tuple[str, float, Any] | None:
+    """A request whose masked prefix is shared, a partner sharing it, and the first volatile span between them."""
+    if sim.texts is None or "masked" not in sim.blocks:
+        return None
+    blocks = sim.blocks["masked"]
+    own = blocks.filter(pl.col("req") == req).sort("block")
+    if own.height == 0:
+        return None
+    texts = sim.texts
+    text = texts.filter(pl.col("req") == req)["prompt_text"][0]
+    # the deepest block of this request that another request shares, and who shares it
+    partners = blocks.join(own.select("scope", "key", pl.col("block").alias("own_block")), on=["scope", "key"]).filter(
+        pl.col("req") != req
+    )
+    if partners.height == 0:
+        return None
+    for partner in partners.sort("own_block", descending=True)["req"].unique(maintain_order=True).head(20).to_list():
+        other = texts.filter(pl.col("req") == partner)["prompt_text"][0]
+        if other == text:
+            continue
+        found = find_volatile_span(text, other)
+        if found is not None:
+            ratio = len(text.encode()) and sim.tokens.filter(pl.col("req") == req)["input_tokens"][0] / len(
+                text.encode()
+            )
+            return text, float(ratio), found
+    return None
+
+
+def _line_in_segment(text: str, offset: int) -> int:
+    marker = max(text.rfind("\n[", 0, offset), -1)
+    start = text.find("\n", marker + 1) + 1 if marker >= 0 or text.startswith("[") else 0
+    return text.count("\n", start, offset) + 1
+
+
+def _ttl_finding(
+    unit: Unit, decision: Decision, current: int | None, savings: float, m: dict[str, Any]
+) -> tuple[str, float, str, str, dict[str, Any]]:
+    chosen = int(decision.choice[-1])
+    now, better = _ttl_name(unit.rules.ttl(current or 0)), _ttl_name(unit.rules.ttl(chosen))
+    longer = (unit.rules.ttl(chosen) or 0) > (unit.rules.ttl(current or 0) or 0)
+    title = (
+        f"Gaps between reuses exceed the {now} TTL on {unit.model_id} / {unit.feature}: {better} pays"
+        if longer
+        else f"{now} cache writes on {unit.model_id} / {unit.feature} are reused within {better}"
+    )
+    return (
+        "LA104",
+        savings,
+        title,
+        f"Switch the cache TTL from {now} to {better} for this feature.",
+        {"current_ttl": now, "best_ttl": better, "ttl_gap_misses": m.get("ttl_gap_misses", 0)},
+    )
+
+
+def _below_min_finding(unit: Unit, rows: pl.DataFrame, evidence: dict[str, Any], floor: float) -> Finding | None:
+    """LA103, reported even when padding would not pay: it explains why a reused prefix never caches."""
+    minimum = unit.rules.rules.min_tokens
+    below = rows.filter(pl.col("below_min") & (pl.col("raw_shared_any") >= minimum * floor))
+    if below.height < 2:
+        return None
+    best_cols = [f"raw_cost{o}" for o in ("0", "1") if o == "0" or unit.rules.ttl(1) is not None]
+    current = below.select(pl.min_horizontal([pl.col(c) for c in best_cols]).sum()).item()
+    savings = max(0.0, float(current - below["padded_cost"].sum()))
+    prefix = int(_median(below["raw_shared_any"]))
+    advice = (
+        f"Pad the shared prefix to {minimum:,} tokens (move stable instructions or examples into it) or merge it "
+        "with other stable content: padding pays here."
+        if savings > 0
+        else "Padding to the minimum would cost more than the cache saves: leave it uncached."
+    )
+    return Finding(
+        code="LA103",
+        lever=LEVER_ID,
+        title=f"Shared {prefix:,}-token prefix is below the {minimum:,}-token cache minimum on {unit.model_id} / "
+        f"{unit.feature}",
+        severity=_severity(savings, unit.stats["cost"]) if savings > 0 else "info",
+        savings_usd=usd(savings) or 0.0,
+        affected_requests=below.height,
+        recommendation=advice,
+        scope=unit.scope(),
+        evidence={
+            **evidence,
+            "requests_below_minimum": below.height,
+            "shared_prefix_tokens_median": prefix,
+            "min_tokens": minimum,
+            "savings_if_padded_usd": usd(savings),
+            "counted_in_lever_savings": False,
+        },
+    )
+
+
+def _measured_findings(unit: Unit, m: dict[str, Any], evidence: dict[str, Any], threshold: float) -> list[Finding]:
+    findings = []
+    wasted = float(m.get("wasted_premium") or 0.0)
+    cost = unit.stats["cost"]
+    if wasted > 0 and wasted >= threshold:
+        findings.append(
+            Finding(
+                code="LA105",
+                lever=LEVER_ID,
+                title=f"Cache writes never read on {unit.model_id} / {unit.feature}",
+                severity=_severity(wasted, cost),
+                savings_usd=usd(wasted) or 0.0,
+                affected_requests=int(m.get("never_read_requests") or 0),
+                recommendation="Remove or move the cache breakpoint: these writes pay the premium and no later "
+                "request of the session reads them.",
+                scope=unit.scope(),
+                evidence={**evidence, "writes_never_read_tokens": m.get("never_read_tokens", 0)},
+            )
+        )
+    gain = float(m.get("ttl_1h_savings") or 0.0)
+    if m.get("ttl_gap_misses") and gain > 0 and gain >= threshold:
+        findings.append(
+            Finding(
+                code="LA104",
+                lever=LEVER_ID,
+                title=f"Session gaps exceed the {_ttl_name(unit.rules.ttl(0))} cache TTL on {unit.model_id} / "
+                f"{unit.feature}",
+                severity=_severity(gain, cost),
+                savings_usd=usd(gain) or 0.0,
+                affected_requests=int(m["ttl_gap_misses"]),
+                recommendation=f"Use the {_ttl_name(unit.rules.ttl(1))} TTL for this feature.",
+                scope=unit.scope(),
+                evidence={
+                    **evidence,
+                    "ttl_gap_missed_tokens": m.get("ttl_gap_missed_tokens", 0),
+                    "median_gap_s": m.get("median_gap_s"),
+                    "counted_in_lever_savings": False,
+                },
+            )
+        )
+    return findings
+
+
+# ---------------------------------------------------------------------------------------------- data gap
+
+
+def _text_gap(work: pl.DataFrame, units: dict[str, Unit]) -> tuple[list[Gap], list[Finding]]:
+    """LA801: requests of cacheable models logged without prompt text; at stake = their input if fully cached."""
+    missing = work.filter(pl.col("prompt_text").is_null())
+    if missing.height == 0:
+        return [], []
+    at_stake = float(missing.select((-pl.col("input_tokens") * pl.col("d_read")).sum()).item() or 0.0)
+    note = (
+        "Without prompt text the lever reports realized hit rates, write/read spend, TTL-gap misses and writes "
+        "never read, but cannot say where prefixes diverge or what restructuring would save."
+    )
+    gap = Gap(
+        lever=LEVER_ID,
+        missing_fields=["prompt_text"],
+        requests=missing.height,
+        cost_at_stake_usd=usd(at_stake) or 0.0,
+        note=note,
+    )
+    finding = Finding(
+        code="LA801",
+        lever="data",
+        title=f"Prompt text not logged for {missing.height:,} requests: caching can be measured, not simulated",
+        severity="info",
+        savings_usd=0.0,
+        affected_requests=missing.height,
+        recommendation="Log the rendered prompt (or a prefix fingerprint: a hash chain over tools, system and "
+        "messages) with each request.",
+        evidence={
+            "cost_at_stake_usd": usd(at_stake),
+            "input_tokens": int(missing["input_tokens"].sum()),
+            "models": sorted(missing["model_id"].unique().to_list())[:10],
+        },
+    )
+    return [gap], [finding]

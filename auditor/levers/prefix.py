@@ -1,0 +1,224 @@
+"""Prefix identity without tokenizing: a chain of block hashes over the rendered prompt.
+
+The prompt (auditor.schema `prompt_text`, already in the provider's cache order tools -> system -> messages) is
+cut into fixed-size byte blocks. Block k's key identifies the whole prefix up to the end of block k, so "the
+longest prefix two requests share" becomes "the largest k whose key they share", found with joins and group-bys
+over all requests at once instead of pairwise string comparison.
+
+Why bytes, not characters: slicing a polars Binary column is O(1) per block, while character slicing walks the
+string from its start (quadratic on long conversations). A block boundary inside a UTF-8 sequence is harmless
+for hashing, and bytes convert to tokens by the request's own tokens-per-byte ratio.
+
+Volatile spans (timestamps, dates, UUIDs, request ids, long numbers) and reordered JSON keys in the tools block
+make otherwise identical prefixes unique; `mask_volatile` produces the text with those spans replaced so the
+lever can measure what a fix would recover (LA102).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+DEFAULT_BLOCK_BYTES = 256  # ~64 tokens: finer than OpenAI's 128-token step, far below any cache minimum
+_CHUNK_BYTES = 1 << 28  # bound on text bytes exploded into blocks at once (memory stays ~ this size)
+_TERM_DIVISOR = 1 << 20  # keeps each summed hash term at 44 bits
+MASK_HEAD_CHARS = 8192  # volatile spans are looked for in the first ~2,000 tokens of a prompt
+_SENTINEL = "\x00"  # what a masked span becomes (one byte, never in real prompt text)
+
+# Named volatile patterns, most specific first; the first that matches a span names it in evidence.
+VOLATILE_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("uuid", r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+    (
+        "timestamp",
+        r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?",
+    ),
+    ("date", r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}"),
+    (
+        "date",
+        r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}",
+    ),
+    ("time", r"\b\d{1,2}:\d{2}(?::\d{2})?(?: ?[AaPp][Mm])?\b"),
+    ("request-id", r"\b(?:req|request|trace|span|msg|chatcmpl|run|session|sess)[-_][A-Za-z0-9_\-]{6,}"),
+    ("hex-id", r"\b[0-9a-fA-F]{16,}\b"),
+    ("number", r"\b\d{9,}\b"),  # unix timestamps, sequence numbers
+)
+_VOLATILE_RE = "|".join(f"(?:{pattern})" for _, pattern in VOLATILE_PATTERNS)
+_COMPILED = tuple((name, re.compile(pattern)) for name, pattern in VOLATILE_PATTERNS)
+_TOOLS_RE = r"^\[tools\]\n([^\n]*)\n"  # the renderer writes the tools JSON on one line
+
+
+def chain_keys(texts: pl.Series, block_bytes: int = DEFAULT_BLOCK_BYTES) -> pl.DataFrame:
+    """One row per (text, block): `text_idx` (position in `texts`), `block` (0-based), `end_byte`, `key` (u64).
+
+    `key` of block k is the same for two texts exactly when their first `end_byte` bytes are equal (up to
+    hash collisions, ~2^-64 per pair). Null texts get no rows.
+    """
+    frame = (
+        pl.DataFrame({"text": texts.cast(pl.String)})
+        .with_row_index("text_idx")
+        .filter(pl.col("text").is_not_null())
+        .with_columns(pl.col("text").cast(pl.Binary).alias("bytes"))
+        .with_columns(pl.col("bytes").bin.size().cast(pl.Int64).alias("size"))
+        .drop("text")
+    )
+    parts = [_chain_chunk(chunk, block_bytes) for chunk in _chunks(frame)]
+    if not parts:
+        return pl.DataFrame(schema={"text_idx": pl.UInt32, "block": pl.UInt32, "end_byte": pl.Int64, "key": pl.UInt64})
+    return pl.concat(parts)
+
+
+def _chunks(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """Consecutive row ranges holding about _CHUNK_BYTES of text each."""
+    if frame.height == 0:
+        return []
+    bucket = (frame["size"].cum_sum() // _CHUNK_BYTES).alias("bucket")
+    return [part.drop("bucket") for part in frame.with_columns(bucket).partition_by("bucket", maintain_order=True)]
+
+
+def _chain_chunk(frame: pl.DataFrame, block_bytes: int) -> pl.DataFrame:
+    n_blocks = ((pl.col("size") + block_bytes - 1) // block_bytes).cast(pl.UInt32)
+    exploded = frame.select(
+        "text_idx", "bytes", "size", pl.int_ranges(0, n_blocks, dtype=pl.UInt32).alias("block")
+    ).explode("block")
+    start = pl.col("block").cast(pl.Int64) * block_bytes
+    block_hash = pl.col("bytes").bin.slice(start, block_bytes).hash(0x5EED)
+    # Position-mixed block hashes summed along the prompt give a prefix hash without a sequential loop.
+    # Two independent 44-bit terms (sums cannot overflow u64 below 2^20 blocks) make an 88-bit prefix
+    # identity, folded into one u64 key together with the block index.
+    mixed_a = pl.struct(pl.col("h"), pl.col("block")).hash(11) // _TERM_DIVISOR
+    mixed_b = pl.struct(pl.col("h"), pl.col("block")).hash(23) // _TERM_DIVISOR
+    return (
+        exploded.with_columns(
+            block_hash.alias("h"), (start + block_bytes).clip(upper_bound=pl.col("size")).alias("end_byte")
+        )
+        .drop("bytes", "size")
+        .with_columns(mixed_a.alias("a"), mixed_b.alias("b"))
+        .with_columns(pl.col("a").cum_sum().over("text_idx"), pl.col("b").cum_sum().over("text_idx"))
+        .select("text_idx", "block", "end_byte", pl.struct("a", "b", "block").hash(37).alias("key"))
+    )
+
+
+def mask_volatile(texts: pl.Series) -> pl.Series:
+    """The texts with volatile spans in their first MASK_HEAD_CHARS replaced by one placeholder byte, tools JSON
+    canonicalized.
+
+    Canonical tools = keys sorted and tools ordered by name, parsed once per distinct tools block.
+    """
+    text = texts.cast(pl.String)
+    # Only the head is searched: a volatile span deep in a prompt breaks little of its prefix, and the regex
+    # pass over every byte of every prompt would cost more than the rest of the lever.
+    masked = text.str.slice(0, MASK_HEAD_CHARS).str.replace_all(_VOLATILE_RE, _SENTINEL) + text.str.slice(
+        MASK_HEAD_CHARS
+    )
+    tools = masked.str.extract(_TOOLS_RE, 1)
+    distinct = tools.drop_nulls().unique()
+    if distinct.len() == 0:
+        return masked
+    canonical = pl.DataFrame(
+        {"tools": distinct, "canonical": [canonical_tools_json(text) for text in distinct.to_list()]}
+    )
+    frame = pl.DataFrame({"text": masked, "tools": tools}).join(
+        canonical, on="tools", how="left", maintain_order="left"
+    )
+    replaced = frame.select(
+        pl.when(pl.col("canonical").is_not_null() & (pl.col("canonical") != pl.col("tools")))
+        .then(pl.lit("[tools]\n") + pl.col("canonical") + pl.col("text").str.slice(pl.col("tools").str.len_chars() + 8))
+        .otherwise(pl.col("text"))
+        .alias("text")
+    )
+    return replaced["text"].alias(texts.name)
+
+
+def divergence_window(text: pl.Expr, shared_bytes: pl.Expr, block_bytes: int) -> pl.Expr:
+    """The text around the point where its shared prefix ends (a block before it, two after).
+
+    Byte offsets are mapped to characters by the text's bytes-per-character ratio (exact for ASCII).
+    """
+    chars_per_byte = text.str.len_chars() / text.str.len_bytes().clip(lower_bound=1)
+    start = ((shared_bytes * chars_per_byte).floor().cast(pl.Int64) - block_bytes).clip(lower_bound=0)
+    return text.str.slice(start, 3 * block_bytes)
+
+
+def has_volatile(text: pl.Expr) -> pl.Expr:
+    """Whether the text holds a volatile span."""
+    return text.str.contains(_VOLATILE_RE)
+
+
+def diverges_in_tools(text: pl.Expr, shared_bytes: pl.Expr) -> pl.Expr:
+    """Whether the shared prefix ends inside the leading tools block (where key or tool order may differ)."""
+    tools_end = text.str.find("\n[", literal=True).cast(pl.Int64)
+    return text.str.starts_with("[tools]\n") & (shared_bytes < tools_end.fill_null(0))
+
+
+def canonical_tools_json(text: str) -> str:
+    """Tools JSON with sorted keys and tools sorted by name; the text itself when it is not JSON."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(value, list):
+        value = sorted(value, key=_tool_name)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _tool_name(tool: object) -> str:
+    if isinstance(tool, dict):
+        inner = tool.get("function")
+        name = inner.get("name") if isinstance(inner, dict) else tool.get("name")
+        return str(name or "")
+    return ""
+
+
+@dataclass(frozen=True)
+class VolatileSpan:
+    kind: str  # a VOLATILE_PATTERNS name, or "json-order" for reordered tools / keys
+    char_offset: int  # where the span starts in the prompt text (characters)
+    byte_offset: int
+    line: int  # 1-based line of the prompt text
+    segment: str  # tools | system | user | assistant | ... (the rendered "[role]" block it sits in)
+    value: str  # the volatile text itself (callers mask it before showing)
+    line_text: str  # the whole line, for a masked excerpt
+
+
+def find_volatile_span(text: str, other: str) -> VolatileSpan | None:
+    """Where `text` first differs from `other`, and which volatile span (if any) covers that point."""
+    diverge = _common_prefix_len(text, other)
+    if diverge >= len(text):
+        return None
+    segment = _segment_at(text, diverge)
+    kind, start, value = "json-order", diverge, text[diverge : diverge + 16]
+    for name, pattern in _COMPILED:
+        match = next((m for m in pattern.finditer(text) if m.start() <= diverge < max(m.end(), m.start() + 1)), None)
+        if match is not None:
+            kind, start, value = name, match.start(), match.group(0)
+            break
+    else:
+        if segment != "tools":
+            return None
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    return VolatileSpan(
+        kind=kind,
+        char_offset=start,
+        byte_offset=len(text[:start].encode()),
+        line=text.count("\n", 0, start) + 1,
+        segment=segment,
+        value=value,
+        line_text=text[line_start : line_end if line_end >= 0 else len(text)],
+    )
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _segment_at(text: str, offset: int) -> str:
+    markers = list(re.finditer(r"(?m)^\[([a-z_]+)\]$", text[: offset + 1]))
+    return markers[-1].group(1) if markers else ""
