@@ -1,0 +1,681 @@
+"""model_tiering lever (LA2xx): premium models doing simple work, routing inside mixed features, cheaper
+successors, distillation candidates.
+
+Per request: the classifier (auditor.classify) names the task family; per feature the family mix says
+whether the feature is stable (one kind of work: move it, LA201) or mixed (a router could send its simple
+share down, LA202). A moved request costs what the same token counts cost on the candidate model
+(`PriceBook.cost` on a copy of the rows with `model_id` swapped). The expected counterfactual moves a share
+of those requests (`move_share` / `route_share`): the counterfactual cost of a request is
+`cost - share * (cost - candidate_cost)`, so low/expected/high differ only in that share.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from auditor.classify import (
+    DEFAULT_SIMPLE_FAMILIES,
+    FAMILIES,
+    REASONING,
+    UNKNOWN,
+    classify,
+    feature_profile,
+)
+from auditor.config import ConfigError
+from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult
+from auditor.prices import ModelPrice
+from auditor.redact import excerpt
+from auditor.report import Finding, Gap, Severity, usd
+from auditor.schema import MONEY
+
+LEVER_ID = "model_tiering"
+UNATTRIBUTED = "(unattributed)"
+_OPT = f"levers.{LEVER_ID}"
+
+# Columns the lever reads (classification + pricing a swapped model).
+_COLUMNS = (
+    "row_id",
+    "timestamp",
+    "provider",
+    "model",
+    "model_id",
+    "price_date",
+    "feature",
+    "cost_usd",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "batch",
+    "service_tier",
+    "system_text",
+    "prompt_text",
+    "last_user_text",
+    "output_text",
+    "response_format",
+    "tools_count",
+    "temperature",
+    "finish_reason",
+)
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Shares:
+    low: float
+    expected: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Distillation:
+    min_requests: int = 10_000  # narrow *and* high volume within the logged period
+    training_cost_usd: Decimal = Decimal("500")  # fine-tuning run(s) incl. data preparation compute
+    eval_requests: int = 500  # requests replayed on the current model to build and check the eval set
+    quality_retention: float = 0.9  # share of the feature's traffic the fine-tuned model can take over
+    inference_multiplier: Decimal = Decimal("2")  # fine-tuned small models are billed ~2x their base price
+
+
+@dataclass(frozen=True)
+class TieringOptions:
+    """`levers: model_tiering:` in llm-audit.yaml; defaults documented in docs/rules/LA201.md."""
+
+    pins: dict[str, str] = field(default_factory=dict)  # feature -> model: never changed by this lever
+    quality_critical: frozenset[str] = frozenset()  # features never downgraded
+    cross_provider: bool = False
+    candidates: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model_id -> extra candidates
+    tiers: frozenset[str] = frozenset({"premium"})  # model families the lever moves down from
+    simple_families: tuple[str, ...] = DEFAULT_SIMPLE_FAMILIES
+    stable_share: float = 0.8  # dominant family share that makes a feature "stable"
+    min_requests: int = 20  # fewer requests in a feature -> not judged
+    min_route_share: float = 0.2  # simple share a mixed feature needs before routing pays
+    move_share: Shares = Shares(0.5, 0.8, 1.0)  # of simple requests in a stable feature (LA201)
+    route_share: Shares = Shares(0.3, 0.6, 0.9)  # of simple requests a router sends down (LA202)
+    successor_share: Shares = Shares(0.5, 1.0, 1.0)  # of requests moved to a same-tier successor (LA203)
+    distillation: Distillation = Distillation()
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> TieringOptions:
+        known = {
+            "pins", "quality_critical", "cross_provider", "candidates", "tiers", "simple_families", "stable_share",
+            "min_requests", "min_route_share", "move_share", "route_share", "successor_share", "distillation",
+        }  # fmt: skip
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{_OPT}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        d = cls()
+        pins = raw.get("pins") or {}
+        if not isinstance(pins, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pins.items()):
+            raise ConfigError(f"{_OPT}.pins must map feature names to model names")
+        candidates = raw.get("candidates") or {}
+        if not isinstance(candidates, dict):
+            raise ConfigError(f"{_OPT}.candidates must map a model id to a list of candidate model ids")
+        simple = tuple(_str_list(raw, "simple_families", list(d.simple_families)))
+        bad = [f for f in simple if f not in FAMILIES]
+        if bad:
+            raise ConfigError(f"{_OPT}.simple_families: unknown family {bad[0]!r}; families: {', '.join(FAMILIES)}")
+        tiers = frozenset(_str_list(raw, "tiers", sorted(d.tiers)))
+        if not tiers <= {"premium", "mid", "small"}:
+            raise ConfigError(f"{_OPT}.tiers must list model families among premium, mid, small")
+        cross = raw.get("cross_provider", False)
+        if not isinstance(cross, bool):
+            raise ConfigError(f"{_OPT}.cross_provider must be true or false")
+        return cls(
+            pins=dict(pins),
+            quality_critical=frozenset(_str_list(raw, "quality_critical", [])),
+            cross_provider=cross,
+            candidates={str(k): tuple(_str_list(candidates, k, [], f"{_OPT}.candidates")) for k in candidates},
+            tiers=tiers,
+            simple_families=simple,
+            stable_share=_fraction(raw, "stable_share", d.stable_share),
+            min_requests=_count(raw, "min_requests", d.min_requests, _OPT),
+            min_route_share=_fraction(raw, "min_route_share", d.min_route_share),
+            move_share=_shares(raw, "move_share", d.move_share),
+            route_share=_shares(raw, "route_share", d.route_share),
+            successor_share=_shares(raw, "successor_share", d.successor_share),
+            distillation=_distillation(raw.get("distillation") or {}, d.distillation),
+        )
+
+
+def _str_list(raw: dict[str, Any], key: str, default: list[str], where: str = _OPT) -> list[str]:
+    value = raw.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key} must be a list of names")
+    return list(value)
+
+
+def _fraction(raw: dict[str, Any], key: str, default: float, where: str = _OPT) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{where}.{key} must be a number between 0 and 1")
+    return float(value)
+
+
+def _count(raw: dict[str, Any], key: str, default: int, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}.{key} must be a whole number >= 0")
+    return value
+
+
+def _money(raw: dict[str, Any], key: str, default: Decimal, where: str) -> Decimal:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise ConfigError(f"{where}.{key} must be a number")
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError as exc:
+        raise ConfigError(f"{where}.{key} must be a number") from exc
+    if amount < 0:
+        raise ConfigError(f"{where}.{key} must be >= 0")
+    return amount
+
+
+def _shares(raw: dict[str, Any], key: str, default: Shares) -> Shares:
+    value = raw.get(key)
+    if value is None:
+        return default
+    where = f"{_OPT}.{key}"
+    if not isinstance(value, dict) or set(value) - {"low", "expected", "high"}:
+        raise ConfigError(f"{where} must be a mapping with low, expected, high (fractions of requests)")
+    shares = Shares(
+        _fraction(value, "low", default.low, where),
+        _fraction(value, "expected", default.expected, where),
+        _fraction(value, "high", default.high, where),
+    )
+    if not shares.low <= shares.expected <= shares.high:
+        raise ConfigError(f"{where}: need low <= expected <= high")
+    return shares
+
+
+def _distillation(raw: dict[str, Any], d: Distillation) -> Distillation:
+    where = f"{_OPT}.distillation"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    known = {"min_requests", "training_cost_usd", "eval_requests", "quality_retention", "inference_multiplier"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return Distillation(
+        min_requests=_count(raw, "min_requests", d.min_requests, where),
+        training_cost_usd=_money(raw, "training_cost_usd", d.training_cost_usd, where),
+        eval_requests=_count(raw, "eval_requests", d.eval_requests, where),
+        quality_retention=_fraction(raw, "quality_retention", d.quality_retention, where),
+        inference_multiplier=_money(raw, "inference_multiplier", d.inference_multiplier, where),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class _Move:
+    """Requests this lever moves to `target` with a share range; one per finding."""
+
+    code: str
+    rows: pl.DataFrame  # row_id, cost_usd, target_cost_usd (clipped at cost_usd)
+    shares: Shares
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(str(x))
+
+
+def _savings(rows: pl.DataFrame) -> Decimal:
+    """Sum of per-request savings if every listed request moved (exact Decimal)."""
+    total = rows.select((pl.col("cost_usd") - pl.col("target_cost_usd")).sum()).item()
+    return Decimal(total or 0)
+
+
+def _severity(savings: Decimal, total: Decimal) -> Severity:
+    share = savings / total if total else Decimal(0)
+    if share >= Decimal("0.10"):
+        return "high"
+    if share >= Decimal("0.02"):
+        return "medium"
+    return "low"
+
+
+class TieringLever:
+    id = LEVER_ID
+    title = "Model tiering and routing"
+
+    def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
+        opts = TieringOptions.parse(ctx.options)
+        return _Analysis(frame, ctx, opts).run()
+
+
+class _Analysis:
+    def __init__(self, frame: pl.DataFrame, ctx: LeverContext, opts: TieringOptions) -> None:
+        self.ctx = ctx
+        self.opts = opts
+        privacy = getattr(ctx.config, "privacy", None) or {}
+        self.full_text = bool(privacy.get("show_full_text", False))
+        present = [c for c in _COLUMNS if c in frame.columns]
+        priced = frame.select(present).filter(pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null())
+        self.work = classify(priced.with_columns(pl.col("feature").fill_null(UNATTRIBUTED)))
+        self.total = Decimal(frame.select(pl.col("cost_usd").sum()).item() or 0)
+        self.profile = {
+            row["feature"]: row
+            for row in feature_profile(
+                self.work, simple_families=opts.simple_families, stable_share=opts.stable_share
+            ).iter_rows(named=True)
+        }
+        self.findings: list[Finding] = []
+        self.moves: list[_Move] = []
+        self.skipped_features: set[str] = set()
+
+    # -- pricing helpers
+
+    def _on(self, rows: pl.DataFrame) -> date | None:
+        """The pricing date for a group: --price-date, else the latest date its rows were priced at."""
+        if self.ctx.price_date is not None:
+            return self.ctx.price_date
+        latest = rows["price_date"].max()
+        return latest if isinstance(latest, date) else None
+
+    def _price(self, model_id: str, on: date) -> ModelPrice | None:
+        try:
+            return self.ctx.prices.model(model_id, on)
+        except (KeyError, LookupError, ValueError):
+            return None
+
+    def _cost_on(self, rows: pl.DataFrame, model_id: str) -> pl.Series | None:
+        """Cost of the same requests (same token counts) on `model_id`; None when it cannot be priced."""
+        swapped = rows.with_columns(pl.lit(model_id, dtype=pl.String).alias("model_id"))
+        cost = self.ctx.prices.cost(swapped, price_date=self.ctx.price_date)
+        return None if cost.null_count() else cost.cast(MONEY)
+
+    def _target_rows(self, rows: pl.DataFrame, target: str) -> pl.DataFrame | None:
+        cost = self._cost_on(rows, target)
+        if cost is None:
+            return None
+        # a request never costs more after the move: savings cannot be negative per request
+        return rows.select("row_id", "cost_usd").with_columns(
+            pl.min_horizontal(pl.col("cost_usd"), cost.alias("target")).cast(MONEY).alias("target_cost_usd")
+        )
+
+    def _candidates(self, price: ModelPrice, on: date) -> list[str]:
+        """Same-provider cheaper candidates first, then configured extras (other providers only if allowed)."""
+        out: list[str] = []
+        for cand in (*price.cheaper_candidates, *self.opts.candidates.get(price.model_id, ())):
+            cand_price = self._price(cand, on)
+            if cand in out or cand == price.model_id or cand_price is None:
+                continue
+            if cand_price.provider != price.provider and not self.opts.cross_provider:
+                continue
+            out.append(cand)
+        return out
+
+    def _pick(self, rows: pl.DataFrame, price: ModelPrice, on: date) -> tuple[str, pl.DataFrame] | None:
+        """The first candidate that prices every request and saves money on them."""
+        for cand in self._candidates(price, on):
+            target = self._target_rows(rows, cand)
+            if target is not None and _savings(target) > 0:
+                return cand, target
+        return None
+
+    # -- the run
+
+    def run(self) -> LeverResult:
+        groups = self.work.partition_by(["feature", "model_id"], as_dict=True, maintain_order=True)
+        moved: set[int] = set()
+        tiered_features: set[str] = set()
+        for (feature, model_id), rows in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+            assert isinstance(feature, str) and isinstance(model_id, str)
+            if self._protected(feature):
+                continue
+            on = self._on(rows)
+            price = self._price(model_id, on) if on else None
+            if on is None or price is None:
+                continue
+            move = self._tier(feature, price, on, rows)
+            if move is not None:
+                moved.update(move.rows["row_id"].to_list())
+                tiered_features.add(feature)
+        self._successors(moved)
+        self._distillation(tiered_features)
+        return self._result()
+
+    def _protected(self, feature: str) -> bool:
+        if feature in self.opts.pins or feature in self.opts.quality_critical:
+            self.skipped_features.add(feature)
+            return True
+        return False
+
+    def _tier(self, feature: str, price: ModelPrice, on: date, rows: pl.DataFrame) -> _Move | None:
+        """LA201 (stable simple feature) or LA202 (mixed feature with a routable simple share)."""
+        prof = self.profile[feature]
+        if price.family not in self.opts.tiers or prof["requests"] < self.opts.min_requests:
+            return None
+        stable_simple = prof["stable"] and prof["dominant_family"] in self.opts.simple_families
+        routable = not prof["stable"] and prof["simple_share"] >= self.opts.min_route_share
+        if not (stable_simple or routable):
+            return None
+        simple = rows.filter(pl.col("task_family").is_in(list(self.opts.simple_families)))
+        if simple.is_empty():
+            return None
+        picked = self._pick(simple, price, on)
+        if picked is None:
+            return None
+        cand, target = picked
+        code, shares = ("LA201", self.opts.move_share) if stable_simple else ("LA202", self.opts.route_share)
+        move = _Move(code, target, shares)
+        self.moves.append(move)
+        self.findings.append(self._tier_finding(move, feature, price, cand, rows, simple))
+        return move
+
+    def _tier_finding(
+        self, move: _Move, feature: str, price: ModelPrice, cand: str, rows: pl.DataFrame, simple: pl.DataFrame
+    ) -> Finding:
+        prof = self.profile[feature]
+        full = _savings(move.rows)
+        s = move.shares
+        expected = full * _dec(s.expected)
+        signals = Counter(simple["family_signals"].to_list()).most_common(3)
+        evidence: dict[str, Any] = {
+            "feature": feature,
+            "model": price.model_id,
+            "model_family": price.family,
+            "candidate": cand,
+            "feature_requests": prof["requests"],
+            "task_families": json.loads(prof["families"]),
+            "dominant_family": prof["dominant_family"],
+            "dominant_share": round(prof["dominant_share"], 4),
+            "simple_share": round(prof["simple_share"], 4),
+            "signals": [{"signals": sig, "requests": n} for sig, n in signals],
+            "requests_on_model": rows.height,
+            "simple_requests": simple.height,
+            "cost_usd": usd(simple["cost_usd"].sum()),
+            "cost_on_candidate_usd": usd(move.rows["target_cost_usd"].sum()),
+            "share_moved": {"low": s.low, "expected": s.expected, "high": s.high},
+            "savings_low_usd": usd(full * _dec(s.low)),
+            "savings_high_usd": usd(full * _dec(s.high)),
+            "example": self._example(simple),
+        }
+        scope = {"feature": feature, "model": price.model_id, "provider": price.provider}
+        fam = prof["dominant_family"].replace("_", " ")
+        if move.code == "LA201":
+            title = f"Premium model {price.model_id} runs a simple {fam} feature '{feature}'"
+            rec = (
+                f"Move '{feature}' to {cand} after checking quality on a replayed sample: "
+                f"`llm-audit export-eval LOGS --feature {feature} --to {cand} -o eval.jsonl`. "
+                f"Pin it in llm-audit.yaml (levers.model_tiering.pins) if the premium model is deliberate."
+            )
+        else:
+            title = (
+                f"Mixed feature '{feature}' on {price.model_id}: {prof['simple_share']:.0%} of requests are simple "
+                f"enough to route to {cand}"
+            )
+            rec = (
+                f"Put a router in front of '{feature}' (rules on the signals below, or a small classifier) that "
+                f"sends the simple requests to {cand} and keeps the rest on {price.model_id}; verify with "
+                f"`llm-audit export-eval`."
+            )
+        return Finding(
+            code=move.code,
+            lever=LEVER_ID,
+            title=title,
+            severity=_severity(expected, self.total),
+            savings_usd=usd(expected) or 0.0,
+            affected_requests=simple.height,
+            recommendation=rec,
+            scope=scope,
+            evidence=evidence,
+        )
+
+    def _example(self, rows: pl.DataFrame) -> str:
+        first = rows.sort("row_id").row(0, named=True)
+        text = first.get("system_text") or first.get("last_user_text") or first.get("prompt_text")
+        return excerpt(text, full=self.full_text)
+
+    def _successors(self, moved: set[int]) -> None:
+        """LA203: a newer same-tier model priced below the one in use, for requests not moved down a tier."""
+        rest = self.work.filter(~pl.col("row_id").is_in(list(moved)) & ~pl.col("feature").is_in(self._shielded()))
+        for (model_id,), rows in sorted(
+            rest.partition_by(["model_id"], as_dict=True).items(), key=lambda kv: str(kv[0])
+        ):
+            assert isinstance(model_id, str)
+            on = self._on(rows)
+            price = self._price(model_id, on) if on else None
+            if price is None or not price.successor:
+                continue
+            target = self._target_rows(rows, price.successor)
+            if target is None or _savings(target) <= 0:
+                continue
+            move = _Move("LA203", target, self.opts.successor_share)
+            self.moves.append(move)
+            full = _savings(target)
+            s = move.shares
+            expected = full * _dec(s.expected)
+            features = sorted(set(rows["feature"].to_list()))
+            self.findings.append(
+                Finding(
+                    code="LA203",
+                    lever=LEVER_ID,
+                    title=f"{model_id} is priced above its successor {price.successor} for the same work",
+                    severity=_severity(expected, self.total),
+                    savings_usd=usd(expected) or 0.0,
+                    affected_requests=rows.height,
+                    recommendation=(
+                        f"Switch from {model_id} to {price.successor} (same tier, newer, cheaper on this traffic); "
+                        f"replay a sample with `llm-audit export-eval` first if outputs are parsed strictly."
+                    ),
+                    scope={"model": model_id, "provider": price.provider},
+                    evidence={
+                        "model": model_id,
+                        "successor": price.successor,
+                        "requests": rows.height,
+                        "features": features[:20],
+                        "cost_usd": usd(rows["cost_usd"].sum()),
+                        "cost_on_successor_usd": usd(target["target_cost_usd"].sum()),
+                        "share_moved": {"low": s.low, "expected": s.expected, "high": s.high},
+                        "savings_low_usd": usd(full * _dec(s.low)),
+                        "savings_high_usd": usd(full * _dec(s.high)),
+                    },
+                )
+            )
+
+    def _shielded(self) -> list[str]:
+        return sorted(set(self.opts.pins) | self.opts.quality_critical)
+
+    def _distillation(self, tiered_features: set[str]) -> None:
+        """LA204: narrow, high-volume features where a fine-tuned small model pays back within the period.
+
+        Reported per finding only: a fine-tuning project is not a config switch, so it is not in the plan.
+        """
+        d = self.opts.distillation
+        span = self.work.select((pl.col("timestamp").max() - pl.col("timestamp").min()).dt.total_seconds()).item()
+        period_days = max(float(span or 0) / 86400.0, 1.0)  # less than a day of logs counts as one day
+        for feature, prof in sorted(self.profile.items()):
+            if (
+                feature in tiered_features
+                or feature == UNATTRIBUTED
+                or self._protected(feature)
+                or not prof["stable"]
+                or prof["dominant_family"] in (REASONING, UNKNOWN)
+                or prof["requests"] < d.min_requests
+            ):
+                continue
+            rows = self.work.filter(pl.col("feature") == feature)
+            models = rows["model_id"].unique().sort().to_list()
+            on = self._on(rows)
+            if len(models) != 1 or on is None:
+                continue  # one model per feature keeps the teacher and the comparison unambiguous
+            price = self._price(models[0], on)
+            if price is None or price.family == "small":
+                continue
+            small = next((c for c in self._candidates(price, on) if self._family(c, on) == "small"), None)
+            target = self._target_rows(rows, small) if small else None
+            if small is None or target is None:
+                continue
+            self._distill_finding(feature, price, small, rows, target, period_days)
+
+    def _family(self, model_id: str, on: date) -> str | None:
+        price = self._price(model_id, on)
+        return price.family if price else None
+
+    def _distill_finding(
+        self,
+        feature: str,
+        price: ModelPrice,
+        small: str,
+        rows: pl.DataFrame,
+        target: pl.DataFrame,
+        period_days: float,
+    ) -> None:
+        d = self.opts.distillation
+        current = Decimal(rows["cost_usd"].sum())
+        tuned = Decimal(target["target_cost_usd"].sum()) * d.inference_multiplier
+        retention = _dec(d.quality_retention)
+        gross = retention * (current - tuned)
+        eval_cost = current / rows.height * d.eval_requests
+        one_off = d.training_cost_usd + eval_cost
+        net = gross - one_off
+        if net <= 0:
+            return
+        payback_days = float(one_off / gross) * period_days
+        self.findings.append(
+            Finding(
+                code="LA204",
+                lever=LEVER_ID,
+                title=f"'{feature}' is narrow and high-volume: a fine-tuned {small} would pay back within the period",
+                severity="low",  # a project, not a switch: never ranked above the direct findings
+                savings_usd=usd(net) or 0.0,
+                affected_requests=rows.height,
+                recommendation=(
+                    f"Fine-tune {small} on '{feature}' outputs of {price.model_id} (the logged outputs are the "
+                    f"training labels), check it on a held-out eval set, then route the feature to it. "
+                    f"Not included in the plan: it needs a training project."
+                ),
+                scope={"feature": feature, "model": price.model_id, "provider": price.provider},
+                evidence={
+                    "feature": feature,
+                    "model": price.model_id,
+                    "fine_tune_base": small,
+                    "dominant_family": self.profile[feature]["dominant_family"],
+                    "requests": rows.height,
+                    "period_days": round(period_days, 2),
+                    "cost_usd": usd(current),
+                    "fine_tuned_cost_usd": usd(tuned),
+                    "gross_savings_usd": usd(gross),
+                    "training_cost_usd": usd(d.training_cost_usd),
+                    "eval_requests": d.eval_requests,
+                    "eval_cost_usd": usd(eval_cost),
+                    "quality_retention": d.quality_retention,
+                    "inference_multiplier": float(d.inference_multiplier),
+                    "payback_days": round(payback_days, 1),
+                    "in_plan": False,
+                },
+            )
+        )
+
+    # -- result
+
+    def _result(self) -> LeverResult:
+        parts = [
+            m.rows.select(
+                "row_id",
+                _after(m.shares.expected).alias("cost_after_usd"),
+                _after(m.shares.low).alias("cost_after_low_savings_usd"),
+                _after(m.shares.high).alias("cost_after_high_savings_usd"),
+            )
+            for m in self.moves
+        ]
+        counterfactual = (
+            pl.concat(parts).sort("row_id") if parts else pl.DataFrame(schema=COUNTERFACTUAL_SCHEMA)
+        ).cast(COUNTERFACTUAL_SCHEMA)  # type: ignore[arg-type]
+        code_rank = {"LA201": 0, "LA202": 1, "LA203": 2, "LA204": 3}
+        findings = sorted(
+            self.findings,
+            key=lambda f: (-f.savings_usd, code_rank[f.code], f.scope.get("feature", ""), f.scope.get("model", "")),
+        )
+        return LeverResult(
+            lever_id=LEVER_ID,
+            title=TieringLever.title,
+            confidence="heuristic",
+            counterfactual=counterfactual,
+            findings=findings,
+            assumptions=self._assumptions(),
+            method=(
+                "Each request is classified into a task family from logged signals; premium requests of simple "
+                "families in stable features (LA201), the simple share of mixed features (LA202) and requests on "
+                "models with a cheaper same-tier successor (LA203) are repriced on the candidate model with the "
+                "same token counts; a share of them is assumed to move."
+            ),
+            gaps=self._gaps(),
+        )
+
+    def _assumptions(self) -> list[str]:
+        o = self.opts
+        out = [
+            "Token counts are assumed equal on the candidate model (same provider, same tokenizer); across "
+            "providers tokenizers differ by up to ~20%.",
+            "Task families come from a deterministic heuristic classifier (prompt wording, output format and "
+            "length, tools, temperature, finish reason); labels and their signals are in each finding.",
+            f"Stable feature: one family covers >= {o.stable_share:.0%} of its requests; features with fewer than "
+            f"{o.min_requests} requests are not judged. Simple families: {', '.join(o.simple_families)}.",
+            f"Share of simple requests that move in a stable feature (LA201): low {o.move_share.low:.0%}, expected "
+            f"{o.move_share.expected:.0%}, high {o.move_share.high:.0%}.",
+            f"Share a router sends down inside a mixed feature (LA202): low {o.route_share.low:.0%}, expected "
+            f"{o.route_share.expected:.0%}, high {o.route_share.high:.0%}; the router's own cost is not counted.",
+            f"Share moved to a cheaper same-tier successor (LA203): low {o.successor_share.low:.0%}, expected "
+            f"{o.successor_share.expected:.0%}, high {o.successor_share.high:.0%}.",
+            "Distillation (LA204) savings are per finding only, net of training and eval cost, not in the plan.",
+            "Cross-provider candidates: " + ("allowed (levers.model_tiering.cross_provider)." if o.cross_provider
+                                             else "off; only same-provider models are proposed."),
+        ]  # fmt: skip
+        if self.skipped_features:
+            out.append(
+                "Pinned or quality-critical features left unchanged: " + ", ".join(sorted(self.skipped_features)) + "."
+            )
+        return out
+
+    def _gaps(self) -> list[Gap]:
+        """Premium requests judged from output shape alone (no prompt text logged)."""
+        no_text = self.work.filter(
+            pl.col("prompt_text").is_null() & pl.col("system_text").is_null() & pl.col("last_user_text").is_null()
+        )
+        if no_text.is_empty():
+            return []
+        families = {}
+        for model_id in no_text["model_id"].unique().to_list():
+            on = self._on(no_text.filter(pl.col("model_id") == model_id))
+            price = self._price(model_id, on) if on else None
+            families[model_id] = price.family if price else None
+        premium = no_text.filter(pl.col("model_id").is_in([m for m, f in families.items() if f in self.opts.tiers]))
+        if premium.is_empty():
+            return []
+        return [
+            Gap(
+                lever=LEVER_ID,
+                missing_fields=["prompt_text"],
+                requests=premium.height,
+                cost_at_stake_usd=usd(premium["cost_usd"].sum()) or 0.0,
+                note="task family inferred from output length and format only (no prompt wording logged)",
+            )
+        ]
+
+
+def _after(share: float) -> pl.Expr:
+    """cost - share * (cost - target), exact in Decimal."""
+    s = pl.lit(_dec(share)).cast(MONEY)
+    return (pl.col("cost_usd") - (pl.col("cost_usd") - pl.col("target_cost_usd")) * s).cast(MONEY)
+
+
+LEVER = TieringLever()
