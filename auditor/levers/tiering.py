@@ -42,6 +42,7 @@ _OPT = f"levers.{LEVER_ID}"
 # Columns the lever reads (classification + pricing a swapped model).
 _COLUMNS = (
     "row_id",
+    "status",  # PriceBook.cost bills failed calls without usage at $0; without it their cost is unknown
     "timestamp",
     "provider",
     "model",
@@ -299,7 +300,8 @@ class _Analysis:
         """Cost of the same requests (same token counts) on `model_id`; None when it cannot be priced."""
         swapped = rows.with_columns(pl.lit(model_id, dtype=pl.String).alias("model_id"))
         cost = self.ctx.prices.cost(swapped, price_date=self.ctx.price_date)
-        return None if cost.null_count() else cost.cast(MONEY)
+        # a request the candidate cannot price stays where it is (min_horizontal below ignores the null)
+        return None if cost.null_count() == cost.len() else cost.cast(MONEY)
 
     def _target_rows(self, rows: pl.DataFrame, target: str) -> pl.DataFrame | None:
         cost = self._cost_on(rows, target)
@@ -323,7 +325,7 @@ class _Analysis:
         return out
 
     def _pick(self, rows: pl.DataFrame, price: ModelPrice, on: date) -> tuple[str, pl.DataFrame] | None:
-        """The first candidate that prices every request and saves money on them."""
+        """The first candidate that prices the requests and saves money on them."""
         for cand in self._candidates(price, on):
             target = self._target_rows(rows, cand)
             if target is not None and _savings(target) > 0:
