@@ -512,11 +512,15 @@ _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|20\d{6})$")
 def _name_variants(name: str) -> list[str]:
     """Lower-cased spellings of a logged model name to try in order (exact first).
 
-    Fine-tuned OpenAI names (ft:BASE:org::id) are never reduced to their base: their prices differ.
+    Fine-tuned OpenAI names (ft:BASE:org:suffix:id) are never reduced to their base, whose prices differ:
+    they resolve to the table's own "ft:BASE" entry (fine-tuned inference prices) or stay unpriced.
     """
     name = name.strip().lower()
     variants = [name]
-    if name.startswith("ft:") or ":ft-" in name or not name:
+    if name.startswith("ft:"):
+        base = name.split(":")[1]
+        return [*variants, f"ft:{base}", f"ft:{_DATE_SUFFIX.sub('', base)}"]
+    if ":ft-" in name or not name:
         return variants
     if "/" in name:  # models/gemini-…, openai/gpt-4o, publishers/google/models/…, Bedrock ARNs
         name = name.rsplit("/", 1)[1]

@@ -141,8 +141,9 @@ def test_sample_logs_scan_end_to_end() -> None:
     totals = report["totals"]
     assert totals["requests"] > 1000
     assert report["inputs"]["records_skipped"] == 0
-    # the planted fine-tuned model is the only unpriced one
-    assert [u["model"] for u in report["pricing"]["unpriced_models"]] == ["ft:gpt-4o-mini-2024-07-18:acme::B7x9"]
+    # every model in the samples is priced, the fine-tuned one at OpenAI's fine-tuned rates
+    assert report["pricing"]["unpriced_models"] == []
+    assert totals["cost_complete"] is True
     assert set(report["inputs"]["formats"]) >= {"envelope", "openai_batch", "litellm_spendlogs"}
     plan = report["plan"]
     steps_total = sum(step["savings_usd"] for step in plan["steps"])
@@ -150,7 +151,7 @@ def test_sample_logs_scan_end_to_end() -> None:
     assert 0 < plan["savings_usd"] < plan["current_cost_usd"]
     terminal = runner.invoke(app, ["scan", str(SAMPLE_LOGS), "--width", "120"])
     assert terminal.exit_code == 0
-    assert "Savings plan" in terminal.stdout and "Unpriced models" in terminal.stdout
+    assert "Savings plan" in terminal.stdout and "By feature" in terminal.stdout
 
 
 @pytest.mark.skipif(not (REAL_DATA / "litellm").is_dir(), reason="shared real data not present")

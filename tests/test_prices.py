@@ -121,16 +121,29 @@ def test_discount_override_model_beats_provider() -> None:
 
 
 def test_custom_fine_tuned_model_only_when_configured() -> None:
-    # ft:gpt-4o-mini:acme::x is never priced as its base; configured at 0.30 / 1.20:
+    # ft:gpt-3.5-turbo-0125:acme::x has no fine-tuned entry in the tables and is never priced as its base;
+    # configured at 0.30 / 1.20 with gpt-4o-mini's caching rules:
     # 1,000 x 0.30 + 1,000 x 1.20 = 1,500 -> 0.0015. Cached price derives from the base's 0.5x rule: 0.15.
-    row = {"model": "ft:gpt-4o-mini:acme::x", "provider": "openai", "input_tokens": 1_000, "output_tokens": 1_000}
+    name = "ft:gpt-3.5-turbo-0125:acme::x"
+    row = {"model": name, "provider": "openai", "input_tokens": 1_000, "output_tokens": 1_000}
     assert one(row)["unpriced"] is True
-    overrides = {"models": {"ft:gpt-4o-mini:acme::x": {"provider": "openai", "input_mtok": 0.3,
-                                                       "output_mtok": 1.2, "base": "gpt-4o-mini"}}}  # fmt: skip
+    overrides = {"models": {name: {"provider": "openai", "input_mtok": 0.3,
+                                   "output_mtok": 1.2, "base": "gpt-4o-mini"}}}  # fmt: skip
     book = PriceBook.load(overrides)
     priced = book.add_costs(canonical([row], priced=False))
     assert priced["cost_usd"].to_list() == [usd("0.0015")]
-    assert book.model("ft:gpt-4o-mini:acme::x", date(2026, 1, 1)).cache_read_mtok == Decimal("0.15")
+    assert book.model(name, date(2026, 1, 1)).cache_read_mtok == Decimal("0.15")
+
+
+def test_openai_fine_tuned_models_use_fine_tuned_rates() -> None:
+    # ft:gpt-4o-mini-2024-07-18:acme::B7x9 -> the table's ft:gpt-4o-mini-2024-07-18 (0.30 / cached 0.15 / 1.20),
+    # never the base gpt-4o-mini (0.15 / 0.60): 2,000 input of which 1,024 cached, 100 output:
+    # 976 x 0.30 + 1,024 x 0.15 + 100 x 1.20 = 292.8 + 153.6 + 120 = 566.4 -> 0.0005664
+    row = {"model": "ft:gpt-4o-mini-2024-07-18:acme::B7x9", "provider": "openai", "input_tokens": 2_000,
+           "cache_read_tokens": 1_024, "output_tokens": 100}  # fmt: skip
+    priced = one(row)
+    assert priced["model_id"] == "ft:gpt-4o-mini-2024-07-18"
+    assert priced["cost_usd"] == usd("0.0005664")
 
 
 def test_deepseek_off_peak_half_price() -> None:
@@ -203,7 +216,9 @@ def test_resolution_of_real_and_demo_models() -> None:
     assert book.resolve("gemini-2.5-pro", provider="vertex") == "vertex_ai/gemini-2.5-pro"
     assert book.resolve("gemini-2.5-pro") == "gemini-2.5-pro"
     assert book.resolve("gpt-4o-2024-05-13") == "gpt-4o-2024-05-13"  # own (older, dearer) price, not gpt-4o's
-    assert book.resolve("ft:gpt-4o-mini-2024-07-18:acme::abc") is None
+    assert book.resolve("ft:gpt-4o-mini-2024-07-18:acme::abc") == "ft:gpt-4o-mini-2024-07-18"
+    assert book.resolve("ft:gpt-4o-2024-08-06:acme:triage:abc") == "ft:gpt-4o-2024-08-06"
+    assert book.resolve("ft:gpt-3.5-turbo-0125:acme::abc") is None  # no fine-tuned rates in the tables
     assert len(book.models()) >= 60
 
 
