@@ -188,3 +188,60 @@ def test_diff_and_gate(tmp_path: Path) -> None:
     assert floor.exit_code == 3
     typo = runner.invoke(app, ["scan", str(large), "--fail-on", "cost is high"])
     assert typo.exit_code == 2 and "METRIC OP NUMBER" in typo.output
+
+
+def _lines_on_days(tmp_path: Path, days: int) -> Path:
+    log = tmp_path / "days.jsonl"
+    lines = []
+    for day in range(1, days + 1):
+        line = json.loads(json.dumps(OPENAI_LINE))
+        line["timestamp"] = f"2026-10-{day:02d}T12:00:00Z"
+        line["response"]["id"] = f"chatcmpl-{day}"
+        lines.append(json.dumps(line))
+    log.write_text("\n".join(lines) + "\n")
+    return log
+
+
+def test_since_until_keep_the_half_open_window(tmp_path: Path) -> None:
+    log = _lines_on_days(tmp_path, 10)
+    _, report = scan_json(str(log), "--no-levers", "--since", "2026-10-03", "--until", "2026-10-06")
+    # Oct 3, 4, 5 at noon: [since, until) keeps three requests
+    assert report["totals"]["requests"] == 3
+    assert [row["key"] for row in report["breakdowns"]["day"]] == ["2026-10-03", "2026-10-04", "2026-10-05"]
+    bad = runner.invoke(app, ["scan", str(log), "--since", "last tuesday"])
+    assert bad.exit_code == 2 and "--since" in bad.output
+
+
+def test_sample_is_deterministic_by_request_id(tmp_path: Path) -> None:
+    import hashlib
+
+    log = _lines_on_days(tmp_path, 28)
+    _, first = scan_json(str(log), "--no-levers", "--sample", "0.5")
+    _, again = scan_json(str(log), "--no-levers", "--sample", "0.5")
+    assert first == again
+    # independent route: the same blake2b bucket rule over the request ids written above
+    expected = sum(
+        int.from_bytes(hashlib.blake2b(f"chatcmpl-{d}".encode(), digest_size=8).digest(), "big") / 2**64 < 0.5
+        for d in range(1, 29)
+    )
+    assert first["totals"]["requests"] == expected
+    assert 0 < expected < 28
+
+
+def test_export_eval_command_writes_a_batch_file(tmp_path: Path) -> None:
+    out = tmp_path / "eval.jsonl"
+    result = runner.invoke(
+        app,
+        ["export-eval", str(SAMPLE_LOGS), "--feature", "ticket_classifier", "--to", "gpt-4o-mini",
+         "-o", str(out), "--sample-size", "60"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    originals = [json.loads(line) for line in (tmp_path / "eval.originals.jsonl").read_text().splitlines()]
+    assert len(lines) == len(originals) == 60
+    assert {line["url"] for line in lines} == {"/v1/chat/completions"}
+    assert {line["body"]["model"] for line in lines} == {"gpt-4o-mini"}
+    assert [line["custom_id"] for line in lines] == [o["custom_id"] for o in originals]
+    unknown = runner.invoke(app, ["export-eval", str(SAMPLE_LOGS), "--feature", "ticket_classifier",
+                                  "--to", "gpt-99-ultra", "-o", str(out)])  # fmt: skip
+    assert unknown.exit_code == 2 and "gpt-99-ultra" in unknown.output
