@@ -34,6 +34,7 @@ import polars as pl
 from auditor.config import ConfigError
 from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
 from auditor.levers.cache_sim import cached_tokens, hit_column, replay, session_gaps, writes_never_read
+from auditor.levers.options import flag, number, reject_unknown
 from auditor.levers.prefix import (
     DEFAULT_BLOCK_BYTES,
     chain_keys,
@@ -70,10 +71,7 @@ class CachingOptions:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> CachingOptions:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"{_OPT}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        reject_unknown(raw, cls.__dataclass_fields__, _OPT)
         d = cls()
         block = raw.get("block_bytes", d.block_bytes)
         if not isinstance(block, int) or isinstance(block, bool) or block < 1:
@@ -81,25 +79,14 @@ class CachingOptions:
         tag = raw.get("billing_scope_tag", d.billing_scope_tag)
         if tag is not None and not isinstance(tag, str):
             raise ConfigError(f"{_OPT}.billing_scope_tag must be a tag name")
-        busters = raw.get("detect_busters", d.detect_busters)
-        if not isinstance(busters, bool):
-            raise ConfigError(f"{_OPT}.detect_busters must be true or false")
         return cls(
             block_bytes=block,
             billing_scope_tag=tag,
-            min_finding_usd=_number(raw, "min_finding_usd", d.min_finding_usd),
-            min_finding_share=_number(raw, "min_finding_share", d.min_finding_share, upper=1.0),
-            pad_floor_share=_number(raw, "pad_floor_share", d.pad_floor_share, upper=1.0),
-            detect_busters=busters,
+            min_finding_usd=number(raw, "min_finding_usd", d.min_finding_usd, _OPT),
+            min_finding_share=number(raw, "min_finding_share", d.min_finding_share, _OPT, upper=1.0),
+            pad_floor_share=number(raw, "pad_floor_share", d.pad_floor_share, _OPT, upper=1.0),
+            detect_busters=flag(raw, "detect_busters", d.detect_busters, _OPT),
         )
-
-
-def _number(raw: dict[str, Any], key: str, default: float, upper: float | None = None) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (upper and value > upper):
-        limit = f" and at most {upper}" if upper else ""
-        raise ConfigError(f"{_OPT}.{key} must be a number >= 0{limit}")
-    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------- rules

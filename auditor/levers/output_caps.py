@@ -28,6 +28,7 @@ import polars as pl
 
 from auditor.config import ConfigError
 from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.options import reject_unknown
 from auditor.redact import excerpt
 from auditor.report import Finding, Gap, Severity, usd
 
@@ -63,9 +64,7 @@ class OutputCapOptions:
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> OutputCapOptions:
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise ConfigError(f"{_OPT}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        reject_unknown(raw, known, _OPT)
         values: dict[str, Any] = {}
         defaults = cls()
         for name in known:

@@ -33,6 +33,7 @@ import polars as pl
 
 from auditor.config import ConfigError
 from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.options import count, flag, number, reject_unknown
 from auditor.report import Finding, Gap, Severity, usd
 
 LEVER_ID = "retries"
@@ -85,15 +86,9 @@ class RetryOptions:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> RetryOptions:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"{_OPT}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        reject_unknown(raw, cls.__dataclass_fields__, _OPT)
         d = cls()
-        require = raw.get("require_identity", d.require_identity)
-        if not isinstance(require, bool):
-            raise ConfigError(f"{_OPT}.require_identity must be true or false")
-        threshold = _count(raw, "loop_threshold", d.loop_threshold)
+        threshold = count(raw, "loop_threshold", d.loop_threshold, _OPT)
         if threshold < 2:
             raise ConfigError(f"{_OPT}.loop_threshold must be at least 2")
         return cls(
@@ -102,23 +97,13 @@ class RetryOptions:
             fanout_window_seconds=_seconds(raw, "fanout_window_seconds", d.fanout_window_seconds),
             loop_window_seconds=_seconds(raw, "loop_window_seconds", d.loop_window_seconds),
             loop_threshold=threshold,
-            require_identity=require,
-            worst_sessions=_count(raw, "worst_sessions", d.worst_sessions),
+            require_identity=flag(raw, "require_identity", d.require_identity, _OPT),
+            worst_sessions=count(raw, "worst_sessions", d.worst_sessions, _OPT),
         )
 
 
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{_OPT}.{key} must be a number of seconds >= 0")
-    return float(value)
-
-
-def _count(raw: dict[str, Any], key: str, default: int) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{_OPT}.{key} must be a whole number >= 0")
-    return value
+    return number(raw, key, default, _OPT, unit="seconds")
 
 
 # ---------------------------------------------------------------------------------------------- detection

@@ -30,6 +30,7 @@ from auditor.classify import (
 )
 from auditor.config import ConfigError
 from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult
+from auditor.levers.options import count, names, number, reject_unknown
 from auditor.prices import ModelPrice
 from auditor.redact import excerpt
 from auditor.report import Finding, Gap, Severity, usd
@@ -112,9 +113,7 @@ class TieringOptions:
             "pins", "quality_critical", "cross_provider", "candidates", "tiers", "simple_families", "stable_share",
             "min_requests", "min_route_share", "move_share", "route_share", "successor_share", "distillation",
         }  # fmt: skip
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"{_OPT}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        reject_unknown(raw, known, _OPT)
         d = cls()
         pins = raw.get("pins") or {}
         if not isinstance(pins, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pins.items()):
@@ -122,11 +121,11 @@ class TieringOptions:
         candidates = raw.get("candidates") or {}
         if not isinstance(candidates, dict):
             raise ConfigError(f"{_OPT}.candidates must map a model id to a list of candidate model ids")
-        simple = tuple(_str_list(raw, "simple_families", list(d.simple_families)))
+        simple = tuple(names(raw, "simple_families", list(d.simple_families), _OPT))
         bad = [f for f in simple if f not in FAMILIES]
         if bad:
             raise ConfigError(f"{_OPT}.simple_families: unknown family {bad[0]!r}; families: {', '.join(FAMILIES)}")
-        tiers = frozenset(_str_list(raw, "tiers", sorted(d.tiers)))
+        tiers = frozenset(names(raw, "tiers", sorted(d.tiers), _OPT))
         if not tiers <= {"premium", "mid", "small"}:
             raise ConfigError(f"{_OPT}.tiers must list model families among premium, mid, small")
         cross = raw.get("cross_provider", False)
@@ -134,13 +133,13 @@ class TieringOptions:
             raise ConfigError(f"{_OPT}.cross_provider must be true or false")
         return cls(
             pins=dict(pins),
-            quality_critical=frozenset(_str_list(raw, "quality_critical", [])),
+            quality_critical=frozenset(names(raw, "quality_critical", [], _OPT)),
             cross_provider=cross,
-            candidates={str(k): tuple(_str_list(candidates, k, [], f"{_OPT}.candidates")) for k in candidates},
+            candidates={str(k): tuple(names(candidates, k, [], f"{_OPT}.candidates")) for k in candidates},
             tiers=tiers,
             simple_families=simple,
             stable_share=_fraction(raw, "stable_share", d.stable_share),
-            min_requests=_count(raw, "min_requests", d.min_requests, _OPT),
+            min_requests=count(raw, "min_requests", d.min_requests, _OPT),
             min_route_share=_fraction(raw, "min_route_share", d.min_route_share),
             move_share=_shares(raw, "move_share", d.move_share),
             route_share=_shares(raw, "route_share", d.route_share),
@@ -149,29 +148,8 @@ class TieringOptions:
         )
 
 
-def _str_list(raw: dict[str, Any], key: str, default: list[str], where: str = _OPT) -> list[str]:
-    value = raw.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}.{key} must be a list of names")
-    return list(value)
-
-
 def _fraction(raw: dict[str, Any], key: str, default: float, where: str = _OPT) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{where}.{key} must be a number between 0 and 1")
-    return float(value)
-
-
-def _count(raw: dict[str, Any], key: str, default: int, where: str) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{where}.{key} must be a whole number >= 0")
-    return value
+    return number(raw, key, default, where, upper=1.0)
 
 
 def _money(raw: dict[str, Any], key: str, default: Decimal, where: str) -> Decimal:
@@ -209,13 +187,11 @@ def _distillation(raw: dict[str, Any], d: Distillation) -> Distillation:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a mapping")
     known = {"min_requests", "training_cost_usd", "eval_requests", "quality_retention", "inference_multiplier"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    reject_unknown(raw, known, where)
     return Distillation(
-        min_requests=_count(raw, "min_requests", d.min_requests, where),
+        min_requests=count(raw, "min_requests", d.min_requests, where),
         training_cost_usd=_money(raw, "training_cost_usd", d.training_cost_usd, where),
-        eval_requests=_count(raw, "eval_requests", d.eval_requests, where),
+        eval_requests=count(raw, "eval_requests", d.eval_requests, where),
         quality_retention=_fraction(raw, "quality_retention", d.quality_retention, where),
         inference_multiplier=_money(raw, "inference_multiplier", d.inference_multiplier, where),
     )
