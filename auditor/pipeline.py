@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from auditor import __version__
-from auditor.config import Config
+from auditor.config import Config, ConfigError
 from auditor.ingest import IngestResult, read_paths
 from auditor.levers import available_levers
 from auditor.levers.base import LeverContext, LeverResult
@@ -88,7 +88,10 @@ def run_levers(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> 
             price_date=options.price_date,
             config=options.config,
         )
-        result = lever.analyze(frame, ctx)
+        try:
+            result = lever.analyze(frame, ctx)
+        except ConfigError as exc:  # a lever rejected its options: say which file they came from
+            raise ConfigError(f"{options.config.source or 'llm-audit.yaml'}: {exc}") from exc
         result.findings = [f for f in result.findings if options.config.code_enabled(f.code)]
         results.append(result)
     return results
