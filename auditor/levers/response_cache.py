@@ -1,0 +1,426 @@
+"""response_cache lever (LA6xx): requests a response cache in front of the model would have answered.
+
+Cache key = model + the whole prompt fingerprint (`prompt_hash`: tools, system and every message, so a
+multi-turn request keys on its full conversation) + the parameters that change the answer (temperature,
+max_tokens, response_format, tools_count). Only successful requests whose answer is not a tool call can be
+stored or served: a failed call has no answer, and a tool call acts on state the cache cannot see.
+
+LA601 (exact repeats): a request is a hit when an identical request (same key) succeeded at most `ttl_hours`
+earlier; the TTL is counted from the most recent identical request, i.e. an entry refreshed each time the
+question comes back. A hit costs nothing (cost after = 0) in the expected and optimistic cases; the
+pessimistic case keeps only hits that are safe to serve from a cache: deterministic requests (temperature 0)
+or repeats that got the same answer as the earlier one (`output_text` equal). Identical prompts far apart,
+or from different people, are not retries (the retries lever leaves them) but are cache hits when within
+the TTL. Confidence `measured`.
+
+LA602 (near-duplicates): same model, system prompt and conversation length, and the same question once
+lower-cased with punctuation and whitespace collapsed, but a different prompt fingerprint, within the TTL.
+Report-only (savings 0): a normalised cache key catches the trivial variants; anything looser is a semantic
+cache that needs embeddings and a false-hit budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from auditor.config import ConfigError
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.options import count, flag, number, reject_unknown
+from auditor.redact import excerpt
+from auditor.report import Finding, Gap, Severity, usd
+from auditor.schema import MONEY
+
+LEVER_ID = "response_cache"
+_OPT = f"levers.{LEVER_ID}"
+UNATTRIBUTED = "(unattributed)"
+
+# Request parameters that change the answer: requests differing in any of them are different cache entries.
+OUTPUT_PARAMS = ("temperature", "max_tokens", "response_format", "tools_count")
+CACHE_KEY = ("_model", "prompt_hash", *OUTPUT_PARAMS)
+NEAR_KEY = ("_model", "system_hash", "messages_count", "_norm")
+
+_FIXES = {
+    "LA601": (
+        "Put an exact-match response cache in front of the model for this feature, keyed on model + the full "
+        "prompt + temperature/max_tokens/response_format/tools, with a TTL that matches how often the answers "
+        "change (invalidate on content updates); serve only successful, non-tool-call answers."
+    ),
+    "LA602": (
+        "Normalise the question before it becomes the cache key (lower-case, trim punctuation and whitespace) to "
+        "catch these variants with an exact cache. Looser matching is a semantic cache: it needs embeddings, a "
+        "similarity threshold and a false-hit budget checked on your own traffic."
+    ),
+}
+_SEMANTIC_NOTE = (
+    "not counted as savings: a semantic cache needs embeddings and a false-hit budget. Published hit rates on "
+    "FAQ-style traffic are 61.6-68.8% (GPT Semantic Cache), and vCache shows that one static similarity threshold "
+    "serves wrong answers on some prompts while missing others"
+)
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class ResponseCacheOptions:
+    ttl_hours: float = 24.0  # a repeat this long after the last identical request is still served
+    near_duplicates: bool = True  # report LA602 (normalised-question variants)
+    top_repeats: int = 5  # repeated questions listed per finding
+    excerpt_chars: int = 100  # length of the masked question excerpts
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ResponseCacheOptions:
+        reject_unknown(raw, cls.__dataclass_fields__, _OPT)
+        d = cls()
+        ttl = number(raw, "ttl_hours", d.ttl_hours, _OPT, unit="hours")
+        if ttl <= 0:
+            raise ConfigError(f"{_OPT}.ttl_hours must be above 0")
+        return cls(
+            ttl_hours=ttl,
+            near_duplicates=flag(raw, "near_duplicates", d.near_duplicates, _OPT),
+            top_repeats=count(raw, "top_repeats", d.top_repeats, _OPT),
+            excerpt_chars=max(20, count(raw, "excerpt_chars", d.excerpt_chars, _OPT)),
+        )
+
+
+# ---------------------------------------------------------------------------------------------- detection
+
+
+def _secs(delta: pl.Expr) -> pl.Expr:
+    return delta.dt.total_microseconds().cast(pl.Float64) / 1e6
+
+
+def normalized_question() -> pl.Expr:
+    """The last user message lower-cased, punctuation and whitespace collapsed ("How do I…?" = "how do i…")."""
+    return (
+        pl.col("last_user_text")
+        .str.to_lowercase()
+        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
+        .str.strip_chars()
+        .replace("", None)
+    )
+
+
+def _cacheable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Requests that can be stored in and served from a cache."""
+    ok = (pl.col("status").fill_null("ok") != "error") & (pl.col("finish_reason").fill_null("") != "tool_calls")
+    return frame.filter(ok & pl.col("prompt_hash").is_not_null()).select(
+        "row_id",
+        "timestamp",
+        pl.coalesce("model_id", "model").fill_null("(unknown model)").alias("_model"),
+        pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature"),
+        "prompt_hash",
+        "system_hash",
+        "messages_count",
+        *OUTPUT_PARAMS,
+        "last_user_text",
+        "output_text",
+        "user",
+        "latency_ms",
+        "cost_usd",
+    )
+
+
+def _by_key(rows: pl.DataFrame, keys: tuple[str, ...]) -> tuple[pl.DataFrame, pl.Expr]:
+    """Rows of one key together, in time order, and an expression "same key as the previous row".
+
+    Sorting on a 64-bit hash of the key is much faster than on the strings (or a window over six columns); the
+    real values are still compared (nulls equal), so a hash collision can only split a key, never join two.
+    """
+    ordered = rows.with_columns(pl.struct(keys).hash().alias("_k")).sort("_k", "timestamp", "row_id").drop("_k")
+    same = pl.int_range(pl.len()) > 0
+    for key in keys:
+        same = same & pl.col(key).eq_missing(pl.col(key).shift(1))
+    return ordered, same
+
+
+def _previous(column: str | pl.Expr, same: pl.Expr) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return pl.when(same).then(expr.shift(1))
+
+
+def detect(frame: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
+    """Cacheable requests with `_hit` (LA601), `_safe_hit` (the pessimistic subset), `_near` (LA602) and the
+    cost after the lever for the three cases (null where the request is not a hit)."""
+    ttl = opts.ttl_hours * 3600
+    latency_us = (pl.col("latency_ms").fill_null(0.0).clip(0.0, None) * 1000).cast(pl.Int64)
+    rows = _cacheable(frame).with_columns((pl.col("timestamp") + pl.duration(microseconds=latency_us)).alias("_end"))
+    rows, same = _by_key(rows, CACHE_KEY)
+    rows = rows.with_columns(same.alias("_same"), (~same).cum_sum().alias("_entry"))
+    same = pl.col("_same")
+    # A cache answers only once an earlier identical request has finished (an answer is stored); copies sent
+    # while the first was still running are duplicates for the retries lever.
+    first_done = _previous(pl.col("_end").cum_min().over("_entry"), same)
+    recent = _secs(pl.col("timestamp") - _previous("timestamp", same)) <= ttl
+    hit = (recent & (first_done <= pl.col("timestamp"))).fill_null(False)
+    deterministic = (pl.col("temperature") == 0).fill_null(False)
+    same_answer = (pl.col("output_text") == _previous("output_text", same)).fill_null(False)
+    rows = rows.with_columns(hit.alias("_hit"), (hit & (deterministic | same_answer)).alias("_safe_hit"))
+
+    # Only single-turn requests: in a conversation the same last message follows a different history.
+    # Each distinct question is normalised once (FAQ traffic repeats them many times).
+    single_turn = pl.col("messages_count").fill_null(1) <= 2
+    questions = rows.filter(single_turn).select(pl.col("last_user_text").drop_nulls().unique())
+    questions = questions.with_columns(normalized_question().alias("_norm"))
+    rows = rows.join(questions, on="last_user_text", how="left")
+    rows = rows.with_columns(pl.when(single_turn).then(pl.col("_norm")).alias("_norm"))
+    rows, near_same = _by_key(rows, NEAR_KEY)
+    near = (
+        pl.col("_norm").is_not_null()
+        & ~pl.col("_hit")
+        & (_secs(pl.col("timestamp") - _previous("timestamp", near_same)) <= ttl)
+        & (pl.col("prompt_hash") != _previous("prompt_hash", near_same))
+    ).fill_null(False)
+    zero = pl.lit(Decimal(0), dtype=MONEY)
+    return rows.with_columns(
+        near.alias("_near"),
+        pl.when(pl.col("_hit")).then(zero).alias("_after"),
+        pl.when(pl.col("_safe_hit")).then(zero).when(pl.col("_hit")).then(pl.col("cost_usd")).alias("_after_low"),
+        pl.when(pl.col("_hit")).then(zero).alias("_after_high"),
+    ).drop("_same", "_entry")
+
+
+# ---------------------------------------------------------------------------------------------- findings
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(value or 0)
+
+
+def _severity(savings: Decimal, total: Decimal) -> Severity:
+    share = savings / total if total else Decimal(0)
+    if share >= Decimal("0.10"):
+        return "high"
+    if share >= Decimal("0.02"):
+        return "medium"
+    return "low" if savings > 0 else "info"
+
+
+def _question(text: str | None, prompt_hash: str, limit: int) -> str:
+    return excerpt(text, limit) if text else f"(question not logged; prompt {prompt_hash[:12]})"
+
+
+def _top_repeats(rows: pl.DataFrame, opts: ResponseCacheOptions) -> dict[str, list[dict[str, Any]]]:
+    """Per feature, the repeated prompts that save the most, with a masked excerpt of the question."""
+    ranked = (
+        rows.group_by("_feature", *CACHE_KEY)
+        .agg(
+            pl.len().alias("requests"),
+            pl.col("_hit").sum().alias("hits"),
+            pl.col("cost_usd").filter(pl.col("_hit")).sum().alias("savings"),
+            pl.col("last_user_text").drop_nulls().first().alias("question"),
+        )
+        .filter(pl.col("hits") > 0)
+        .sort(["_feature", "savings", "hits", "prompt_hash"], descending=[False, True, True, False])
+        .group_by("_feature", maintain_order=True)
+        .head(opts.top_repeats)
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in ranked.iter_rows(named=True):
+        out.setdefault(r["_feature"], []).append(
+            {
+                "question": _question(r["question"], r["prompt_hash"], opts.excerpt_chars),
+                "model": r["_model"],
+                "requests": int(r["requests"]),
+                "cache_hits": int(r["hits"]),
+                "savings_usd": usd(_dec(r["savings"])),
+            }
+        )
+    return out
+
+
+def _exact_findings(rows: pl.DataFrame, total: Decimal, opts: ResponseCacheOptions) -> list[Finding]:
+    top = _top_repeats(rows, opts)
+    hit = pl.col("_hit")
+    stats = (
+        rows.group_by("_feature")
+        .agg(
+            pl.len().alias("cacheable"),
+            hit.sum().alias("hits"),
+            pl.col("_safe_hit").sum().alias("safe_hits"),
+            (pl.col("cost_usd") - pl.col("_after")).filter(hit).sum().alias("savings"),
+            (pl.col("cost_usd") - pl.col("_after_low")).filter(hit).sum().alias("savings_low"),
+            pl.col("cost_usd").sum().alias("cost"),
+            pl.struct(CACHE_KEY).filter(hit).n_unique().alias("prompts"),
+            pl.col("user").filter(hit).drop_nulls().n_unique().alias("users"),
+            pl.col("_model").filter(hit).unique().sort().alias("models"),
+        )
+        .filter(pl.col("hits") > 0)
+        .sort("_feature")
+    )
+    findings = []
+    for r in stats.iter_rows(named=True):
+        savings, hits = _dec(r["savings"]), int(r["hits"])
+        rate = hits / int(r["cacheable"])
+        pct = f"{rate:.0%}" if rate >= 0.1 else f"{rate:.1%}"
+        findings.append(
+            Finding(
+                code="LA601",
+                lever=LEVER_ID,
+                title=f"{hits:,} of {int(r['cacheable']):,} requests in {r['_feature']} ({pct}) are exact repeats "
+                "a response cache would answer",
+                severity=_severity(savings, total),
+                savings_usd=usd(savings) or 0.0,
+                affected_requests=hits,
+                recommendation=_FIXES["LA601"],
+                scope={"feature": r["_feature"]},
+                evidence={
+                    "cacheable_requests": int(r["cacheable"]),
+                    "cache_hits": hits,
+                    "hit_rate": round(rate, 4),
+                    "safe_hits": int(r["safe_hits"]),
+                    "distinct_prompts_repeated": int(r["prompts"]),
+                    "users_served_from_cache": int(r["users"]),
+                    "cost_usd": usd(_dec(r["cost"])),
+                    "savings_low_usd": usd(_dec(r["savings_low"])),
+                    "savings_high_usd": usd(savings),
+                    "ttl_hours": opts.ttl_hours,
+                    "models": list(r["models"]),
+                    "top_repeats": top.get(r["_feature"], []),
+                    "note": "safe hits are deterministic (temperature 0) or got the same answer as the earlier "
+                    "request; the pessimistic case counts only those",
+                },
+            )
+        )
+    return findings
+
+
+def _near_findings(rows: pl.DataFrame, opts: ResponseCacheOptions) -> list[Finding]:
+    near = rows.filter(pl.col("_near"))
+    if near.height == 0:
+        return []
+    # The variants of each normalised question (any request of the group, not only the near-duplicates).
+    groups = (
+        rows.join(near.select(*NEAR_KEY).unique(), on=list(NEAR_KEY), how="semi", nulls_equal=True)
+        .group_by("_feature", *NEAR_KEY)
+        .agg(
+            pl.col("_near").sum().alias("near"),
+            pl.col("last_user_text").unique().sort().head(3).alias("variants"),
+            pl.col("prompt_hash").n_unique().alias("prompt_variants"),
+        )
+        .filter(pl.col("near") > 0)
+        .sort(["_feature", "near", "_norm"], descending=[False, True, False])
+        .group_by("_feature", maintain_order=True)
+        .head(opts.top_repeats)
+    )
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for r in groups.iter_rows(named=True):
+        examples.setdefault(r["_feature"], []).append(
+            {
+                "variants": [excerpt(v, opts.excerpt_chars) for v in r["variants"]],
+                "prompt_variants": int(r["prompt_variants"]),
+                "near_duplicate_requests": int(r["near"]),
+            }
+        )
+    stats = (
+        near.group_by("_feature")
+        .agg(
+            pl.len().alias("near"),
+            pl.col("cost_usd").sum().alias("cost"),
+            pl.struct(NEAR_KEY).n_unique().alias("questions"),
+        )
+        .sort("_feature")
+    )
+    findings = []
+    for r in stats.iter_rows(named=True):
+        n = int(r["near"])
+        findings.append(
+            Finding(
+                code="LA602",
+                lever=LEVER_ID,
+                title=f"Near-duplicate questions in {r['_feature']}: {n:,} requests differ from an earlier one "
+                "only in case, punctuation or spacing",
+                severity="info",
+                savings_usd=0.0,
+                affected_requests=n,
+                recommendation=_FIXES["LA602"],
+                scope={"feature": r["_feature"]},
+                evidence={
+                    "near_duplicate_requests": n,
+                    "normalised_questions": int(r["questions"]),
+                    "cost_usd": usd(_dec(r["cost"])),
+                    "ttl_hours": opts.ttl_hours,
+                    "examples": examples.get(r["_feature"], []),
+                    "note": _SEMANTIC_NOTE,
+                },
+            )
+        )
+    return findings
+
+
+def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
+    gaps = []
+    unhashed = frame.filter(pl.col("prompt_hash").is_null() & (pl.col("status").fill_null("ok") != "error"))
+    if unhashed.height:
+        gaps.append(
+            Gap(
+                lever=LEVER_ID,
+                missing_fields=["prompt_hash"],
+                requests=unhashed.height,
+                cost_at_stake_usd=usd(_dec(unhashed.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                note="no prompt text or fingerprint: exact repeats among these requests cannot be seen",
+            )
+        )
+    if opts.near_duplicates:
+        no_question = frame.filter(pl.col("prompt_hash").is_not_null() & pl.col("last_user_text").is_null())
+        if no_question.height:
+            gaps.append(
+                Gap(
+                    lever=LEVER_ID,
+                    missing_fields=["last_user_text"],
+                    requests=no_question.height,
+                    cost_at_stake_usd=usd(_dec(no_question.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                    note="prompt fingerprint but no question text: exact repeats are counted, near-duplicates "
+                    "(LA602) are not checked",
+                )
+            )
+    return gaps
+
+
+class ResponseCacheLever:
+    id = LEVER_ID
+    title = "Response cache for repeated requests"
+
+    def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
+        opts = ResponseCacheOptions.parse(ctx.options)
+        result = LeverResult(
+            lever_id=LEVER_ID,
+            title=self.title,
+            confidence="measured",
+            counterfactual=empty_counterfactual(),
+            assumptions=[
+                "Cache key = model + full prompt fingerprint (tools, system, every message) + temperature, "
+                "max_tokens, response_format and tools_count; only successful answers that are not tool calls "
+                "are stored or served.",
+                f"A request is a hit when an identical request succeeded at most {opts.ttl_hours:g} h earlier "
+                "(TTL counted from the most recent identical request); a hit costs $0, the cache's own running "
+                "cost is not counted.",
+                "Pessimistic case: only hits at temperature 0 or whose logged answer equals the earlier one "
+                "(serving a stored sample in place of a fresh one is otherwise a product decision).",
+                "Near-duplicates (LA602) are reported, never counted as savings.",
+            ],
+            method="Requests are grouped by cache key in time order; each one within the TTL of the previous "
+            "identical successful request is answered by the cache (cost after = 0).",
+        )
+        result.gaps = _gaps(frame, opts)
+        if frame.height == 0:
+            return result
+        rows = detect(frame, opts)
+        hits = rows.filter(pl.col("_hit") & pl.col("cost_usd").is_not_null())
+        if hits.height:
+            result.counterfactual = counterfactual_frame(
+                hits["row_id"], hits["_after"], hits["_after_low"], hits["_after_high"]
+            )
+        total = _dec(frame.select(pl.col("cost_usd").sum()).item())
+        priced = rows.filter(pl.col("cost_usd").is_not_null())
+        result.findings = _exact_findings(priced, total, opts)
+        if opts.near_duplicates:
+            result.findings += _near_findings(priced, opts)
+        return result
+
+
+LEVER = ResponseCacheLever()
