@@ -119,7 +119,7 @@ def main() -> None:
     prices = PriceBook.load()
     frame = prices.add_costs(generate(args.requests, args.seed))
     built = time.perf_counter()
-    text_mb = (frame["prompt_text"].str.len_bytes().sum() or 0) / 1e6
+    text_mb = int(frame["prompt_text"].str.len_bytes().sum() or 0) / 1e6
     result = LEVER.analyze(frame, LeverContext(prices=prices))
     done = time.perf_counter()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,80 @@
+"""Where a scan's time and memory go, stage by stage (the same calls auditor.pipeline.scan makes, timed one by one).
+
+    python benchmarks/stages.py benchmarks/data/n100000/jsonl
+
+Prints wall time, CPU time and process RSS after each stage (ingest, filter + token fill + sort, pricing, each
+lever, plan + report), then the in-memory size of the canonical frame per column. RSS is the process's current
+resident set; the peak so far is the high-water mark (ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from auditor.ingest import read_paths
+from auditor.levers import available_levers
+from auditor.levers.base import LeverContext, LeverResult
+from auditor.pipeline import ScanOptions, build_report
+from auditor.prices import PriceBook
+from auditor.schema import SORT_KEYS
+from auditor.tokens import fill_missing_tokens
+
+T = TypeVar("T")
+MIB = 1024**2
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def stage(name: str, work: Callable[[], T]) -> T:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{name:<28} {time.perf_counter() - wall:7.2f} s wall {time.process_time() - cpu:7.2f} s CPU"
+        f"   RSS {_rss_mib():8,.0f} MiB   peak {peak:8,.0f} MiB",
+        flush=True,
+    )
+    return result
+
+
+def main() -> None:
+    options = ScanOptions(paths=sys.argv[1:])
+    prices = stage("load prices", PriceBook.load)
+    ingest = stage("ingest (read + parse)", lambda: read_paths(options.paths, attribution=options.config.attribution))
+    frame = stage("token fill", lambda: fill_missing_tokens(ingest.frame))
+    frame = stage(
+        "sort + row_id",
+        lambda: frame.sort(list(SORT_KEYS), nulls_last=True).with_row_index("row_id").cast({"row_id": pl.Int64}),
+    )
+    frame = stage("pricing (add_costs)", lambda: prices.add_costs(frame))
+    ingest.frame = frame  # the ingest copy is no longer needed; pipeline.scan keeps both alive
+    results: list[LeverResult] = []
+    for lever in available_levers():
+        ctx = LeverContext(prices=prices, options=options.config.lever_options(lever.id), config=options.config)
+        results.append(stage(f"lever {lever.id}", partial(lever.analyze, frame, ctx)))
+    stage("plan + report", lambda: build_report(frame, ingest, results, options, prices))
+    sizes = sorted(((frame[c].estimated_size() / MIB, c) for c in frame.columns), reverse=True)
+    total = sum(size for size, _ in sizes)
+    print(f"\ncanonical frame: {frame.height:,} rows, {total:,.0f} MiB in memory; largest columns:")
+    for size, column in sizes[:8]:
+        print(f"  {column:<22} {size:8,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
