@@ -106,6 +106,7 @@ def scan(options: ScanOptions, progress: Callable[[int], None] | None = None) ->
         progress=progress,
     )
     frame = prepare_frame(ingest, options, prices)
+    ingest.frame = ingest.frame.clear()  # the priced frame replaces it; keeping both doubles peak memory
     results = run_levers(frame, options, prices) if options.run_levers and frame.height else []
     report = build_report(frame, ingest, results, options, prices)
     return ScanResult(report=report, frame=frame, ingest=ingest, lever_results=results)

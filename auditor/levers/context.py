@@ -205,6 +205,7 @@ def _candidates(frame: pl.DataFrame) -> pl.DataFrame:
         "reasoning_tokens",
         "messages_count",
         "prompt_text",
+        "prompt_hash",
         "last_user_text",
         "request_id",
         "batch",
@@ -304,22 +305,25 @@ def oversized(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
 def duplicated(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
     """LA703 candidates: row_id, `_dup_chars` (characters of the extra copies), `_dup_text` (one repeated line).
 
-    Each distinct prompt text is scanned once (prompts repeat), split into lines, and only long lines are grouped.
+    Each distinct prompt (by its fingerprint, so no join on the long text itself) is scanned once, split into
+    lines, and only long lines are grouped.
     """
+    # rows without a logged fingerprint get one from their text (only for grouping inside this run)
+    fingerprint = pl.coalesce("prompt_hash", pl.col("prompt_text").hash().cast(pl.String)).alias("prompt_hash")
     texts = rows.filter(pl.col("prompt_text").str.len_chars() >= 2 * opts.duplicate_min_chars).select(
-        "row_id", "prompt_text"
+        "row_id", fingerprint, "prompt_text"
     )
     lines = (
-        texts.select(pl.col("prompt_text").unique())
-        .with_columns(pl.col("prompt_text").str.split("\n").alias("_line"))
+        texts.unique("prompt_hash", keep="first", maintain_order=True)
+        .select("prompt_hash", pl.col("prompt_text").str.split("\n").alias("_line"))
         .explode("_line")
         .filter(pl.col("_line").str.len_chars() >= opts.duplicate_min_chars)
     )
     repeated = (
-        lines.group_by("prompt_text", "_line")
+        lines.group_by("prompt_hash", "_line")
         .agg(pl.len().alias("_copies"))
         .filter(pl.col("_copies") >= 2)
-        .group_by("prompt_text")
+        .group_by("prompt_hash")
         .agg(
             ((pl.col("_copies") - 1) * pl.col("_line").str.len_chars()).sum().cast(pl.Int64).alias("_dup_chars"),
             pl.col("_line").sort().first().alias("_dup_text"),
@@ -327,7 +331,9 @@ def duplicated(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
     )
     if repeated.height == 0:
         return pl.DataFrame(schema={"row_id": pl.Int64, "_dup_chars": pl.Int64, "_dup_text": pl.String})
-    return texts.join(repeated, on="prompt_text", how="inner").select("row_id", "_dup_chars", "_dup_text")
+    return texts.select("row_id", "prompt_hash").join(repeated, on="prompt_hash", how="inner").select(
+        "row_id", "_dup_chars", "_dup_text"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- findings
