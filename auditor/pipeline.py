@@ -199,9 +199,7 @@ def breakdown(frame: pl.DataFrame, key: str) -> list[dict[str, Any]]:
 def _time_range(frame: pl.DataFrame) -> dict[str, str | None]:
     if frame.height == 0:
         return {"start": None, "end": None}
-    start, end = frame.select(
-        pl.col("timestamp").min().alias("start"), pl.col("timestamp").max().alias("end")
-    ).row(0)
+    start, end = frame.select(pl.col("timestamp").min().alias("start"), pl.col("timestamp").max().alias("end")).row(0)
     return {
         "start": start.isoformat() if start else None,
         "end": end.isoformat() if end else None,

@@ -22,9 +22,13 @@ def chat(n: int, prompt: int = 100) -> dict[str, Any]:
     return {
         "timestamp": f"2026-01-01T00:00:{n:02d}Z",
         "request": {"model": "gpt-4o", "messages": [{"role": "user", "content": f"q{n}"}]},
-        "response": {"id": f"r{n}", "object": "chat.completion", "model": "gpt-4o",
-                     "choices": [{"message": {"content": "a"}, "finish_reason": "stop"}],
-                     "usage": {"prompt_tokens": prompt, "completion_tokens": 7}},
+        "response": {
+            "id": f"r{n}",
+            "object": "chat.completion",
+            "model": "gpt-4o",
+            "choices": [{"message": {"content": "a"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": 7},
+        },
     }
 
 
@@ -54,8 +58,14 @@ def test_every_bad_input_in_one_call(tmp_path: Path) -> None:
     reasons = {(Path(s.file).name, s.line): s.reason for s in result.skipped}
     # the truncated gzip: lines 1-2 decompress whole, line 3 is cut -> reported at line 3
     assert set(reasons) == {
-        ("mixed.jsonl", 2), ("mixed.jsonl", 3), ("mixed.jsonl", 4), ("mixed.jsonl", 5), ("cut.jsonl.gz", 3),
-        ("empty.jsonl", None), ("blob.jsonl", None), ("nope.jsonl", None),
+        ("mixed.jsonl", 2),
+        ("mixed.jsonl", 3),
+        ("mixed.jsonl", 4),
+        ("mixed.jsonl", 5),
+        ("cut.jsonl.gz", 3),
+        ("empty.jsonl", None),
+        ("blob.jsonl", None),
+        ("nope.jsonl", None),
     }
     assert reasons[("mixed.jsonl", 2)].startswith("malformed JSON")
     assert "usage.prompt_tokens is 'abc'" in reasons[("mixed.jsonl", 3)]
@@ -107,7 +117,8 @@ def test_canonical_parquet_and_jsonl_round_trip(tmp_path: Path) -> None:
     frame.write_parquet(tmp_path / "canon.parquet")
     exported = frame.with_columns(pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ"))
     (tmp_path / "canon.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in exported.iter_rows(named=True)), encoding="utf-8")
+        "".join(json.dumps(r) + "\n" for r in exported.iter_rows(named=True)), encoding="utf-8"
+    )
     for name in ("canon.parquet", "canon.jsonl"):
         again = read_paths([str(tmp_path / name)])
         assert again.formats == {"canonical": 3} and not again.skipped
@@ -118,22 +129,41 @@ def test_canonical_parquet_and_jsonl_round_trip(tmp_path: Path) -> None:
 
 
 def test_canonical_parquet_bad_values_are_skipped(tmp_path: Path) -> None:
-    pl.DataFrame({"request_id": ["a", "b", "c"], "model": ["m"] * 3, "input_tokens": [5, -1, None],
-                  "output_tokens": ["1", "x", "3"]}).write_parquet(tmp_path / "c.parquet")
+    pl.DataFrame(
+        {
+            "request_id": ["a", "b", "c"],
+            "model": ["m"] * 3,
+            "input_tokens": [5, -1, None],
+            "output_tokens": ["1", "x", "3"],
+        }
+    ).write_parquet(tmp_path / "c.parquet")
     result = read_paths([str(tmp_path / "c.parquet")])
     assert result.frame["request_id"].to_list() == ["a", "c"]
     assert [(s.line, s.reason.split(":")[0]) for s in result.skipped] == [(2, "input_tokens")]
 
 
 def test_litellm_spendlogs_parquet_export(tmp_path: Path) -> None:
-    pl.DataFrame({"request_id": ["x1"], "call_type": ["acompletion"], "spend": [0.5], "prompt_tokens": [1000],
-                  "completion_tokens": [50], "model": ["gpt-4o"], "custom_llm_provider": ["openai"],
-                  "startTime": [datetime(2026, 1, 1, tzinfo=UTC)],
-                  "metadata": ['{"spend_logs_metadata": {"feature": "chat"}}']}).write_parquet(tmp_path / "s.parquet")
+    pl.DataFrame(
+        {
+            "request_id": ["x1"],
+            "call_type": ["acompletion"],
+            "spend": [0.5],
+            "prompt_tokens": [1000],
+            "completion_tokens": [50],
+            "model": ["gpt-4o"],
+            "custom_llm_provider": ["openai"],
+            "startTime": [datetime(2026, 1, 1, tzinfo=UTC)],
+            "metadata": ['{"spend_logs_metadata": {"feature": "chat"}}'],
+        }
+    ).write_parquet(tmp_path / "s.parquet")
     result = read_paths([str(tmp_path / "s.parquet")])
     [row] = result.frame.iter_rows(named=True)
-    assert (row["input_tokens"], row["output_tokens"], row["logged_cost_usd"], row["feature"]) == (1000, 50, 0.5,
-                                                                                                   "chat")
+    assert (row["input_tokens"], row["output_tokens"], row["logged_cost_usd"], row["feature"]) == (
+        1000,
+        50,
+        0.5,
+        "chat",
+    )
     assert row["source_format"] == "litellm_spendlogs" and row["source_line"] == 1
 
 

@@ -70,7 +70,4 @@ def detect(obj: Mapping[str, Any]) -> str | None:
 
 def unknown_reason(obj: Mapping[str, Any]) -> str:
     keys = ", ".join(sorted(str(k) for k in obj)[:8]) or "no keys"
-    return (
-        f"record of no known format (keys: {keys}); see `llm-audit formats`, "
-        "or force one with --input-format"
-    )
+    return f"record of no known format (keys: {keys}); see `llm-audit formats`, or force one with --input-format"

@@ -331,8 +331,10 @@ def duplicated(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
     )
     if repeated.height == 0:
         return pl.DataFrame(schema={"row_id": pl.Int64, "_dup_chars": pl.Int64, "_dup_text": pl.String})
-    return texts.select("row_id", "prompt_hash").join(repeated, on="prompt_hash", how="inner").select(
-        "row_id", "_dup_chars", "_dup_text"
+    return (
+        texts.select("row_id", "prompt_hash")
+        .join(repeated, on="prompt_hash", how="inner")
+        .select("row_id", "_dup_chars", "_dup_text")
     )
 
 

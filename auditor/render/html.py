@@ -39,8 +39,15 @@ def _waterfall(report: Report) -> list[dict[str, Any]]:
     level = plan.current_cost_usd
     for step in plan.steps:
         width = step.savings_usd / base * 100
-        bars.append({"label": step.lever, "value": -step.savings_usd, "left": step.cost_after_usd / base * 100,
-                     "width": width, "kind": "step"})
+        bars.append(
+            {
+                "label": step.lever,
+                "value": -step.savings_usd,
+                "left": step.cost_after_usd / base * 100,
+                "width": width,
+                "kind": "step",
+            }
+        )
         level = step.cost_after_usd
     bars.append({"label": "optimized", "value": level, "left": 0.0, "width": level / base * 100, "kind": "total"})
     return bars
