@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
-from auditor.report import Confidence, Finding, Gap
+from auditor.report import Confidence, Finding, Gap, Severity
 
 if TYPE_CHECKING:
     from auditor.prices import PriceBook
@@ -82,3 +83,18 @@ def counterfactual_frame(
             "cost_after_high_savings_usd": high.cast(pl.Decimal(38, 12)),
         }
     )
+
+
+def dec(value: Any) -> Decimal:
+    """A polars sum or cost as a Decimal; null (nothing to sum) is 0."""
+    return Decimal(value or 0)
+
+
+def severity(savings: Decimal, total: Decimal, *, floor: Severity = "info") -> Severity:
+    """A finding's severity by its share of all spend: >= 10% high, >= 2% medium, any saving low, else `floor`."""
+    share = savings / total if total else Decimal(0)
+    if share >= Decimal("0.10"):
+        return "high"
+    if share >= Decimal("0.02"):
+        return "medium"
+    return "low" if savings > 0 else floor

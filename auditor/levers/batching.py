@@ -33,9 +33,9 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
 from auditor.levers.options import count, names, number, reject_unknown
-from auditor.report import Finding, Gap, Severity, usd
+from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
 
 LEVER_ID = "batching"
@@ -287,19 +287,6 @@ def detect(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> tup
 # ---------------------------------------------------------------------------------------------- findings
 
 
-def _dec(value: Any) -> Decimal:
-    return Decimal(value or 0)
-
-
-def _severity(savings: Decimal, total: Decimal) -> Severity:
-    share = savings / total if total else Decimal(0)
-    if share >= Decimal("0.10"):
-        return "high"
-    if share >= Decimal("0.02"):
-        return "medium"
-    return "low" if savings > 0 else "info"
-
-
 def _slot_label(slot: int, opts: BatchingOptions) -> str:
     minutes = round(slot * opts.schedule_slot_minutes)
     return f"{minutes // 60 % 24:02d}:{minutes % 60:02d} UTC"
@@ -404,13 +391,13 @@ def _findings(flagged: pl.DataFrame, work: pl.DataFrame, total: Decimal, opts: B
     findings = []
     for r in stats.iter_rows(named=True):
         code, key = r["_code"], (r["_feature"], r["_model"])
-        savings, cost = _dec(r["savings"]), _dec(r["cost"])
+        savings, cost = dec(r["savings"]), dec(r["cost"])
         schedule = schedules.get(key, [])
         busiest = int(r["busiest_day"] or 0)
         evidence: dict[str, Any] = {
             "requests": int(r["requests"]),
             "cost_usd": usd(cost),
-            "cost_at_async_prices_usd": usd(_dec(r["alt_cost"])),
+            "cost_at_async_prices_usd": usd(dec(r["alt_cost"])),
             "async_tier": " + ".join(r["tiers"]),  # batch, flex, or both when the models differ
             "evidence_level": r["level"],
             "share_that_can_wait": {
@@ -418,8 +405,8 @@ def _findings(flagged: pl.DataFrame, work: pl.DataFrame, total: Decimal, opts: B
                 "expected": float(r["share"]),
                 "high": float(r["share_high"]),
             },
-            "savings_low_usd": usd(_dec(r["savings_low"])),
-            "savings_high_usd": usd(_dec(r["savings_high"])),
+            "savings_low_usd": usd(dec(r["savings_low"])),
+            "savings_high_usd": usd(dec(r["savings_high"])),
             "share_in_scheduled_bursts": round(float(r["sched_share"]), 4),
             "schedule": schedule,
             "signals": _signals(r, schedule, opts),
@@ -436,7 +423,7 @@ def _findings(flagged: pl.DataFrame, work: pl.DataFrame, total: Decimal, opts: B
                 code=code,
                 lever=LEVER_ID,
                 title=f"{r['_feature']} on {r['_model']}: {_TITLES[code].lower()} ({int(r['requests']):,} requests)",
-                severity=_severity(savings, total),
+                severity=severity(savings, total),
                 savings_usd=usd(savings) or 0.0,
                 affected_requests=int(r["requests"]),
                 recommendation=_FIXES[code],
@@ -457,7 +444,7 @@ def _gaps(flagged: pl.DataFrame | None, work: pl.DataFrame, frame: pl.DataFrame,
                 lever=LEVER_ID,
                 missing_fields=["stream"],
                 requests=unknown_stream.height,
-                cost_at_stake_usd=usd(_dec(at_stake)) or 0.0,
+                cost_at_stake_usd=usd(dec(at_stake)) or 0.0,
                 note="streaming not logged: these requests were assumed non-streaming (a streamed request has "
                 "a user watching and cannot wait for a batch)",
             )
@@ -474,7 +461,7 @@ def _gaps(flagged: pl.DataFrame | None, work: pl.DataFrame, frame: pl.DataFrame,
                 lever=LEVER_ID,
                 missing_fields=["feature"],
                 requests=unattributed.height,
-                cost_at_stake_usd=usd(_dec(at_stake.item())) or 0.0,
+                cost_at_stake_usd=usd(dec(at_stake.item())) or 0.0,
                 note="requests without a feature name that were not flagged: a scheduled job among them is found "
                 "only by its timing, not by its name; the amount is their whole batch discount",
             )
@@ -520,7 +507,7 @@ class BatchingLever:
         result.counterfactual = counterfactual_frame(
             touched["row_id"], touched["_after"], touched["_after_low"], touched["_after_high"]
         )
-        total = _dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = dec(frame.select(pl.col("cost_usd").sum()).item())
         result.findings = _findings(touched, work, total, opts)
         result.gaps = _gaps(touched, work, frame, ctx)
         return result

@@ -48,10 +48,10 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
 from auditor.levers.options import count, number, reject_unknown
 from auditor.redact import excerpt
-from auditor.report import Finding, Gap, Severity, usd
+from auditor.report import Finding, Gap, usd
 
 LEVER_ID = "context_trimming"
 _OPT = f"levers.{LEVER_ID}"
@@ -341,19 +341,6 @@ def duplicated(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------------- findings
 
 
-def _severity(savings: Decimal, total: Decimal) -> Severity:
-    share = savings / total if total else Decimal(0)
-    if share >= Decimal("0.10"):
-        return "high"
-    if share >= Decimal("0.02"):
-        return "medium"
-    return "low" if savings > 0 else "info"
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(value or 0)
-
-
 def _scope(feature: str, models: list[str]) -> dict[str, str]:
     return {"feature": feature, "model": models[0]} if len(models) == 1 else {"feature": feature}
 
@@ -421,7 +408,7 @@ class ContextLever:
             result.counterfactual = counterfactual_frame(
                 cf["row_id"], cf["_after_expected"], cf["_after_low"], cf["_after_high"]
             )
-        total = _dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = dec(frame.select(pl.col("cost_usd").sum()).item())
         result.findings = [
             *self._history_findings(resent, convo, total, opts),
             *self._duplicate_findings(dups, total),
@@ -504,7 +491,7 @@ class ContextLever:
             sessions = per_session.filter(pl.col("_feature") == feature)
             turns = sessions["turns"]
             removed, rm_read = int(r["removed"]), int(r["rm_read"])
-            savings = _dec(r["savings_expected"])
+            savings = dec(r["savings_expected"])
             worst = sessions.head(opts.worst_sessions)
             top = worst.row(0, named=True)
             cache_share = round(rm_read / removed, 4) if removed else 0.0
@@ -524,9 +511,9 @@ class ContextLever:
                 },
                 "cache_read_share_of_removed": cache_share,
                 "window_turns": opts.window_turns,
-                "savings_low_usd": usd(_dec(r["savings_low"])),
-                "savings_high_usd": usd(_dec(r["savings_high"])),
-                "cost_usd": usd(_dec(r["cost"])),
+                "savings_low_usd": usd(dec(r["savings_low"])),
+                "savings_high_usd": usd(dec(r["savings_high"])),
+                "cost_usd": usd(dec(r["cost"])),
                 "models": list(r["models"]),
                 "long_sessions_already_trimmed": flat.get(feature, 0),
                 "worst_sessions": [
@@ -534,7 +521,7 @@ class ContextLever:
                         "session": w["session_id"],
                         "turns": int(w["turns"]),
                         "tokens_removed": int(w["tokens"]),
-                        "savings_usd": usd(_dec(w["savings"])),
+                        "savings_usd": usd(dec(w["savings"])),
                     }
                     for w in worst.iter_rows(named=True)
                 ],
@@ -555,7 +542,7 @@ class ContextLever:
                     lever=LEVER_ID,
                     title=f"Conversation history resent in full in {feature}: {int(r['sessions']):,} sessions, "
                     f"{removed:,} tokens beyond a {opts.window_turns}-turn window",
-                    severity=_severity(savings, total),
+                    severity=severity(savings, total),
                     savings_usd=usd(savings) or 0.0,
                     affected_requests=int(r["trimmed"]),
                     recommendation=_FIXES["LA701"],
@@ -579,13 +566,13 @@ class ContextLever:
         )
         findings = []
         for r in stats.sort("_feature").iter_rows(named=True):
-            savings = _dec(r["savings_expected"])
+            savings = dec(r["savings_expected"])
             findings.append(
                 Finding(
                     code="LA703",
                     lever=LEVER_ID,
                     title=f"Text duplicated inside the prompt in {r['_feature']}: {int(r['requests']):,} requests",
-                    severity=_severity(savings, total),
+                    severity=severity(savings, total),
                     savings_usd=usd(savings) or 0.0,
                     affected_requests=int(r["requests"]),
                     recommendation=_FIXES["LA703"],
@@ -594,8 +581,8 @@ class ContextLever:
                         "requests": int(r["requests"]),
                         "duplicated_chars": int(r["chars"]),
                         "duplicated_tokens_estimated": int(r["tokens"]),
-                        "savings_low_usd": usd(_dec(r["savings_low"])),
-                        "savings_high_usd": usd(_dec(r["savings_high"])),
+                        "savings_low_usd": usd(dec(r["savings_low"])),
+                        "savings_high_usd": usd(dec(r["savings_high"])),
                         "models": list(r["models"]),
                         "repeated_text": self._excerpt(r["text"]),
                         "example_request_ids": list(r["examples"]),
@@ -625,7 +612,7 @@ class ContextLever:
         )
         findings = []
         for r in stats.sort("_feature").iter_rows(named=True):
-            cap_savings = _dec(r["savings_high"])
+            cap_savings = dec(r["savings_high"])
             findings.append(
                 Finding(
                     code="LA702",
@@ -647,7 +634,7 @@ class ContextLever:
                         "oversized_input_mean": round(float(r["input_mean"]), 1),
                         "oversized_output_median": float(r["output_median"]),
                         "tokens_above_cap": int(r["above_cap"]),
-                        "cost_usd": usd(_dec(r["cost"])),
+                        "cost_usd": usd(dec(r["cost"])),
                         "savings_if_capped_usd": usd(cap_savings),
                         "models": list(r["models"]),
                         "example_request_ids": list(r["examples"]),
@@ -666,7 +653,7 @@ class ContextLever:
         multi = rows.filter(pl.col("session_id").is_null() & (pl.col("messages_count") >= 3))
         if multi.height == 0:
             return []
-        at_stake = _dec(multi.select(pl.col("cost_usd").sum()).item())
+        at_stake = dec(multi.select(pl.col("cost_usd").sum()).item())
         return [
             Gap(
                 lever=LEVER_ID,

@@ -27,10 +27,10 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
 from auditor.levers.options import reject_unknown
 from auditor.redact import excerpt
-from auditor.report import Finding, Gap, Severity, usd
+from auditor.report import Finding, Gap, usd
 
 LEVER_ID = "output_caps"
 _OPT = f"levers.{LEVER_ID}"
@@ -224,19 +224,6 @@ def _priced_stages(rows: pl.DataFrame, ctx: LeverContext, opts: OutputCapOptions
 # ---------------------------------------------------------------------------------------------- findings
 
 
-def _severity(savings: Decimal, total: Decimal) -> Severity:
-    share = savings / total if total else Decimal(0)
-    if share >= Decimal("0.10"):
-        return "high"
-    if share >= Decimal("0.02"):
-        return "medium"
-    return "low" if savings > 0 else "info"
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(value or 0)
-
-
 def _distribution(g: dict[str, Any]) -> dict[str, Any]:
     return {
         "requests": int(g["requests"]),
@@ -272,7 +259,7 @@ def _group_findings(g: dict[str, Any], s: dict[str, Any], total: Decimal) -> lis
                 code="LA301",
                 lever=LEVER_ID,
                 title=title,
-                severity=_severity(savings, total),
+                severity=severity(savings, total),
                 savings_usd=usd(savings) or 0.0,
                 affected_requests=int(s["n_301_capped"] if g["no_cap"] else s["n_301_all"]),
                 recommendation=" ".join(
@@ -313,7 +300,7 @@ def _group_findings(g: dict[str, Any], s: dict[str, Any], total: Decimal) -> lis
                 code="LA302",
                 lever=LEVER_ID,
                 title=f"{dist['uncapped_share']:.0%} of {int(g['requests']):,} requests to {where} have no max_tokens",
-                severity=_severity(savings, total),
+                severity=severity(savings, total),
                 savings_usd=usd(savings) or 0.0,
                 affected_requests=round(g["uncapped_share"] * g["requests"]),
                 recommendation=(
@@ -356,7 +343,7 @@ def _group_findings(g: dict[str, Any], s: dict[str, Any], total: Decimal) -> lis
                     f"Reasoning is {g['reasoning_share']:.0%} of output tokens for {where}, "
                     f"whose answers are short (p50 {int(g['visible_p50']):,} visible tokens)"
                 ),
-                severity=_severity(s["reasoning"], total),
+                severity=severity(s["reasoning"], total),
                 savings_usd=usd(s["reasoning"]) or 0.0,
                 affected_requests=int(s["n_reasoning"]),
                 recommendation=(
@@ -437,7 +424,7 @@ class OutputCapsLever:
         per_group = {(r["_group"], r["_model"]): r for r in _stage_savings(priced).iter_rows(named=True)}
         truncated_cost = rows.filter(pl.col("_truncated")).group_by("_group", "_model").agg(pl.col("cost_usd").sum())
         truncated = {(r["_group"], r["_model"]): r["cost_usd"] for r in truncated_cost.iter_rows(named=True)}
-        total = _dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = dec(frame.select(pl.col("cost_usd").sum()).item())
         empty = {
             "reasoning": 0,
             "json": 0,
@@ -451,11 +438,11 @@ class OutputCapsLever:
         for g in stats.filter(pl.any_horizontal([*flags, "no_cap", "truncating"])).iter_rows(named=True):
             key = (g["_group"], g["_model"])
             s = {
-                k: _dec(v) if not k.startswith("n_") else int(v or 0)
+                k: dec(v) if not k.startswith("n_") else int(v or 0)
                 for k, v in (per_group.get(key) or empty).items()
                 if k not in ("_group", "_model")
             }
-            s["truncated_cost"] = _dec(truncated.get(key))
+            s["truncated_cost"] = dec(truncated.get(key))
             result.findings.extend(_group_findings(g, s, total))
         return result
 
@@ -471,7 +458,7 @@ class OutputCapsLever:
                 lever=LEVER_ID,
                 missing_fields=["feature", "system_hash"],
                 requests=unkeyed.height,
-                cost_at_stake_usd=usd(_dec(unkeyed.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                cost_at_stake_usd=usd(dec(unkeyed.select(pl.col("cost_usd").sum()).item())) or 0.0,
                 note="requests with neither a feature nor a system prompt cannot be grouped into one task, "
                 "so no cap can be proposed for them",
             )

@@ -28,10 +28,10 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
 from auditor.levers.options import count, flag, number, reject_unknown
 from auditor.redact import excerpt
-from auditor.report import Finding, Gap, Severity, usd
+from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
 
 LEVER_ID = "response_cache"
@@ -187,19 +187,6 @@ def detect(frame: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------------- findings
 
 
-def _dec(value: Any) -> Decimal:
-    return Decimal(value or 0)
-
-
-def _severity(savings: Decimal, total: Decimal) -> Severity:
-    share = savings / total if total else Decimal(0)
-    if share >= Decimal("0.10"):
-        return "high"
-    if share >= Decimal("0.02"):
-        return "medium"
-    return "low" if savings > 0 else "info"
-
-
 def _question(text: str | None, prompt_hash: str, limit: int) -> str:
     return excerpt(text, limit) if text else f"(question not logged; prompt {prompt_hash[:12]})"
 
@@ -227,7 +214,7 @@ def _top_repeats(rows: pl.DataFrame, opts: ResponseCacheOptions) -> dict[str, li
                 "model": r["_model"],
                 "requests": int(r["requests"]),
                 "cache_hits": int(r["hits"]),
-                "savings_usd": usd(_dec(r["savings"])),
+                "savings_usd": usd(dec(r["savings"])),
             }
         )
     return out
@@ -254,7 +241,7 @@ def _exact_findings(rows: pl.DataFrame, total: Decimal, opts: ResponseCacheOptio
     )
     findings = []
     for r in stats.iter_rows(named=True):
-        savings, hits = _dec(r["savings"]), int(r["hits"])
+        savings, hits = dec(r["savings"]), int(r["hits"])
         rate = hits / int(r["cacheable"])
         pct = f"{rate:.0%}" if rate >= 0.1 else f"{rate:.1%}"
         findings.append(
@@ -263,7 +250,7 @@ def _exact_findings(rows: pl.DataFrame, total: Decimal, opts: ResponseCacheOptio
                 lever=LEVER_ID,
                 title=f"{hits:,} of {int(r['cacheable']):,} requests in {r['_feature']} ({pct}) are exact repeats "
                 "a response cache would answer",
-                severity=_severity(savings, total),
+                severity=severity(savings, total),
                 savings_usd=usd(savings) or 0.0,
                 affected_requests=hits,
                 recommendation=_FIXES["LA601"],
@@ -275,8 +262,8 @@ def _exact_findings(rows: pl.DataFrame, total: Decimal, opts: ResponseCacheOptio
                     "safe_hits": int(r["safe_hits"]),
                     "distinct_prompts_repeated": int(r["prompts"]),
                     "users_served_from_cache": int(r["users"]),
-                    "cost_usd": usd(_dec(r["cost"])),
-                    "savings_low_usd": usd(_dec(r["savings_low"])),
+                    "cost_usd": usd(dec(r["cost"])),
+                    "savings_low_usd": usd(dec(r["savings_low"])),
                     "savings_high_usd": usd(savings),
                     "ttl_hours": opts.ttl_hours,
                     "models": list(r["models"]),
@@ -342,7 +329,7 @@ def _near_findings(rows: pl.DataFrame, opts: ResponseCacheOptions) -> list[Findi
                 evidence={
                     "near_duplicate_requests": n,
                     "normalised_questions": int(r["questions"]),
-                    "cost_usd": usd(_dec(r["cost"])),
+                    "cost_usd": usd(dec(r["cost"])),
                     "ttl_hours": opts.ttl_hours,
                     "examples": examples.get(r["_feature"], []),
                     "note": _SEMANTIC_NOTE,
@@ -361,7 +348,7 @@ def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
                 lever=LEVER_ID,
                 missing_fields=["prompt_hash"],
                 requests=unhashed.height,
-                cost_at_stake_usd=usd(_dec(unhashed.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                cost_at_stake_usd=usd(dec(unhashed.select(pl.col("cost_usd").sum()).item())) or 0.0,
                 note="no prompt text or fingerprint: exact repeats among these requests cannot be seen",
             )
         )
@@ -373,7 +360,7 @@ def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
                     lever=LEVER_ID,
                     missing_fields=["last_user_text"],
                     requests=no_question.height,
-                    cost_at_stake_usd=usd(_dec(no_question.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                    cost_at_stake_usd=usd(dec(no_question.select(pl.col("cost_usd").sum()).item())) or 0.0,
                     note="prompt fingerprint but no question text: exact repeats are counted, near-duplicates "
                     "(LA602) are not checked",
                 )
@@ -415,7 +402,7 @@ class ResponseCacheLever:
             result.counterfactual = counterfactual_frame(
                 hits["row_id"], hits["_after"], hits["_after_low"], hits["_after_high"]
             )
-        total = _dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = dec(frame.select(pl.col("cost_usd").sum()).item())
         priced = rows.filter(pl.col("cost_usd").is_not_null())
         result.findings = _exact_findings(priced, total, opts)
         if opts.near_duplicates:

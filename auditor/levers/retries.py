@@ -32,7 +32,7 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
 from auditor.levers.options import count, flag, number, reject_unknown
 from auditor.report import Finding, Gap, Severity, usd
 
@@ -325,18 +325,8 @@ def detect(frame: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
 
 
 def _severity(code: str, savings: Decimal, total: Decimal, non_transient: int) -> Severity:
-    share = savings / total if total else Decimal(0)
-    if share >= Decimal("0.10"):
-        return "high"
-    if share >= Decimal("0.02"):
-        return "medium"
-    if savings > 0 or (code == "LA401" and non_transient):
-        return "low"
-    return "info"
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(value or 0)
+    """Retrying errors that cannot succeed (400, auth) is worth a look even when it cost nothing."""
+    return severity(savings, total, floor="low" if code == "LA401" and non_transient else "info")
 
 
 def _worst(rows: pl.DataFrame, limit: int) -> dict[str, list[dict[str, Any]]]:
@@ -387,7 +377,7 @@ def _findings(flagged: pl.DataFrame, total: Decimal, opts: RetryOptions) -> list
             .sort("_feature")
         )
         for r in stats.iter_rows(named=True):
-            savings = _dec(r["savings"])
+            savings = dec(r["savings"])
             retries = int(r["retry_transient"]) + int(r["retry_non_transient"])
             affected = retries if code == "LA401" else int(r["removed"])
             evidence: dict[str, Any] = {
@@ -470,7 +460,7 @@ def _gaps(flagged: pl.DataFrame, frame: pl.DataFrame) -> list[Gap]:
                 lever=LEVER_ID,
                 missing_fields=["session_id", "user"],
                 requests=anonymous.height,
-                cost_at_stake_usd=usd(_dec(at_stake)) or 0.0,
+                cost_at_stake_usd=usd(dec(at_stake)) or 0.0,
                 note="repeated prompts without a session or user: retries, duplicates or different people asking "
                 "the same thing; not counted as waste (set levers.retries.require_identity: false to count them)",
             )
@@ -482,7 +472,7 @@ def _gaps(flagged: pl.DataFrame, frame: pl.DataFrame) -> list[Gap]:
                 lever=LEVER_ID,
                 missing_fields=["prompt_hash"],
                 requests=unhashed.height,
-                cost_at_stake_usd=usd(_dec(unhashed.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                cost_at_stake_usd=usd(dec(unhashed.select(pl.col("cost_usd").sum()).item())) or 0.0,
                 note="no prompt text or fingerprint: retries and duplicates among these requests cannot be seen",
             )
         )
@@ -527,7 +517,7 @@ class RetriesLever:
             result.counterfactual = counterfactual_frame(
                 touched["row_id"], touched["_after"], touched["_after_low"], touched["_after_high"]
             )
-        total = _dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = dec(frame.select(pl.col("cost_usd").sum()).item())
         result.findings = _findings(flagged, total, opts)
         return result
 

@@ -29,11 +29,11 @@ from auditor.classify import (
     feature_profile,
 )
 from auditor.config import ConfigError
-from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult
+from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult, severity
 from auditor.levers.options import count, names, number, reject_unknown
 from auditor.prices import ModelPrice
 from auditor.redact import excerpt
-from auditor.report import Finding, Gap, Severity, usd
+from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
 
 LEVER_ID = "model_tiering"
@@ -219,15 +219,6 @@ def _savings(rows: pl.DataFrame) -> Decimal:
     return Decimal(total or 0)
 
 
-def _severity(savings: Decimal, total: Decimal) -> Severity:
-    share = savings / total if total else Decimal(0)
-    if share >= Decimal("0.10"):
-        return "high"
-    if share >= Decimal("0.02"):
-        return "medium"
-    return "low"
-
-
 class TieringLever:
     id = LEVER_ID
     title = "Model tiering and routing"
@@ -409,7 +400,7 @@ class _Analysis:
             code=move.code,
             lever=LEVER_ID,
             title=title,
-            severity=_severity(expected, self.total),
+            severity=severity(expected, self.total, floor="low"),
             savings_usd=usd(expected) or 0.0,
             affected_requests=simple.height,
             recommendation=rec,
@@ -447,7 +438,7 @@ class _Analysis:
                     code="LA203",
                     lever=LEVER_ID,
                     title=f"{model_id} is priced above its successor {price.successor} for the same work",
-                    severity=_severity(expected, self.total),
+                    severity=severity(expected, self.total, floor="low"),
                     savings_usd=usd(expected) or 0.0,
                     affected_requests=rows.height,
                     recommendation=(
