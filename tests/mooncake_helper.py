@@ -8,12 +8,13 @@ token-weighted hit share, does not depend on the block's size. Token counts stay
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import polars as pl
 
-REAL_DATA = Path("/work/shared/real-data")
+REAL_DATA = Path(__file__).resolve().parent / "fixtures" / "mooncake"  # copies of the shared traces (README there)
 BLOCK_BYTES = 16  # bytes per rendered hash-id block (stands for 512 tokens)
 BLOCK_TOKENS = 512
 
@@ -33,9 +34,9 @@ def render(hash_ids: list[int], input_tokens: int) -> str:
 
 def load_trace(name: str, limit: int | None = None) -> pl.DataFrame:
     """`name` is "conversation" or "synthetic". Columns: t_ms, input_tokens, output_tokens, prompt_text."""
-    path = REAL_DATA / f"mooncake_{name}_trace.jsonl"
+    path = REAL_DATA / f"mooncake_{name}_trace.jsonl.gz"
     rows = []
-    with path.open(encoding="utf-8") as handle:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
             rows.append(

@@ -14,7 +14,7 @@ from auditor.report import SCHEMA_VERSION, Report
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_LOGS = ROOT / "sample_logs"
-REAL_DATA = ROOT.parent / "shared" / "real-data"
+FIXTURES = ROOT / "tests" / "fixtures" / "ingest"  # copies of ../shared/real-data files (README there)
 
 runner = CliRunner()
 
@@ -154,9 +154,8 @@ def test_sample_logs_scan_end_to_end() -> None:
     assert "Savings plan" in terminal.stdout and "By feature" in terminal.stdout
 
 
-@pytest.mark.skipif(not (REAL_DATA / "litellm").is_dir(), reason="shared real data not present")
 def test_real_litellm_spend_log_recomputes_to_logged_cost(tmp_path: Path) -> None:
-    row = json.loads((REAL_DATA / "litellm" / "spend_logs_payload.abridged.json").read_text())
+    row = json.loads((FIXTURES / "spend_logs_payload.abridged.json").read_text())
     log = tmp_path / "spend.jsonl"
     log.write_text(json.dumps(row) + "\n")
     code, report = scan_json(str(log), "--no-levers")

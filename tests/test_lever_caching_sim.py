@@ -6,11 +6,10 @@ Mooncake data: kvcache-ai/Mooncake (Apache-2.0), FAST25-release/traces/{conversa
 from __future__ import annotations
 
 import polars as pl
-import pytest
 
 from auditor.levers.cache_sim import cached_tokens, replay
 from auditor.levers.prefix import chain_keys, find_volatile_span, mask_volatile
-from tests.mooncake_helper import BLOCK_BYTES, REAL_DATA, load_trace
+from tests.mooncake_helper import BLOCK_BYTES, load_trace
 
 
 def blocks_for(texts: list[str], times_s: list[float], block: int) -> pl.DataFrame:
@@ -75,7 +74,6 @@ def hit_share(name: str) -> float:
     return float(hits / trace["input_tokens"].sum())
 
 
-@pytest.mark.skipif(not REAL_DATA.exists(), reason="real data not available")
 def test_mooncake_unbounded_hit_share_in_published_range() -> None:
     # README: conversation ~37-41 %, synthetic ~64-66 % (token-weighted, unbounded cache, arrival order).
     assert 0.37 <= hit_share("conversation") <= 0.41
