@@ -88,17 +88,25 @@ def run_levers(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> 
             price_date=options.price_date,
             config=options.config,
         )
-        try:
-            result = lever.analyze(frame, ctx)
-        except ConfigError as exc:  # a lever rejected its options: say which file they came from
-            raise ConfigError(f"{options.config.source or 'llm-audit.yaml'}: {exc}") from exc
+        result = lever.analyze(frame, ctx)
         result.findings = [f for f in result.findings if options.config.code_enabled(f.code)]
         results.append(result)
     return results
 
 
+def check_lever_options(config: Config) -> None:
+    """Every lever validates its llm-audit.yaml section up front: a typo fails before a long scan, not after it."""
+    for lever in available_levers():
+        try:
+            lever.check_options(config.lever_options(lever.id))
+        except ConfigError as exc:
+            raise ConfigError(f"{config.source or 'llm-audit.yaml'}: {exc}") from exc
+
+
 def scan(options: ScanOptions, progress: Callable[[int], None] | None = None) -> ScanResult:
     prices = PriceBook.load(options.config.pricing or None)
+    if options.run_levers:
+        check_lever_options(options.config)
     ingest = read_paths(
         options.paths,
         input_format=options.input_format,

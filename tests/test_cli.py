@@ -244,3 +244,13 @@ def test_export_eval_command_writes_a_batch_file(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["export-eval", str(SAMPLE_LOGS), "--feature", "ticket_classifier",
                                   "--to", "gpt-99-ultra", "-o", str(out)])  # fmt: skip
     assert unknown.exit_code == 2 and "gpt-99-ultra" in unknown.output
+
+
+def test_lever_option_typo_fails_before_the_scan(tmp_path: Path) -> None:
+    config = tmp_path / "llm-audit.yaml"
+    config.write_text("levers:\n  retries:\n    retry_window: 5\n")  # the option is retry_window_seconds
+    # the log path does not exist either: the config error must come first, naming the file and the key
+    result = runner.invoke(app, ["scan", str(tmp_path / "never-read.jsonl"), "-c", str(config)])
+    assert result.exit_code == 2
+    assert "llm-audit.yaml: levers.retries: unknown option(s) retry_window" in result.output
+    assert "never-read.jsonl" not in result.output

@@ -56,6 +56,10 @@ class Lever(Protocol):
     id: str
     title: str
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise auditor.config.ConfigError when this lever's section of llm-audit.yaml is wrong."""
+        ...
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         """Counterfactual and findings for the priced canonical frame. Must not print or mutate `frame`."""
         ...

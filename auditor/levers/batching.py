@@ -473,6 +473,9 @@ class BatchingLever:
     id = LEVER_ID
     title = "Batch and flex prices for traffic that can wait"
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        BatchingOptions.parse(dict(options))
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = BatchingOptions.parse(ctx.options)
         s, n, m = opts.scheduled_share, opts.named_share, opts.mixed_share

@@ -389,6 +389,9 @@ class PromptCachingLever:
     id = LEVER_ID
     title = "Prompt caching"
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        CachingOptions.parse(dict(options))
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = CachingOptions.parse(dict(ctx.options or {}))
         work, rules = _prepare(frame, ctx, opts)

@@ -356,6 +356,9 @@ class ContextLever:
     def __init__(self) -> None:
         self.full_text = False
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        ContextOptions.parse(dict(options))
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = ContextOptions.parse(ctx.options)
         privacy = getattr(ctx.config, "privacy", None) or {}

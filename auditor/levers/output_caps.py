@@ -383,6 +383,9 @@ class OutputCapsLever:
     id = LEVER_ID
     title = "Output caps, structured output and reasoning effort"
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        OutputCapOptions.parse(dict(options))
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = OutputCapOptions.parse(ctx.options)
         result = LeverResult(

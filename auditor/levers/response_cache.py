@@ -372,6 +372,9 @@ class ResponseCacheLever:
     id = LEVER_ID
     title = "Response cache for repeated requests"
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        ResponseCacheOptions.parse(dict(options))
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = ResponseCacheOptions.parse(ctx.options)
         result = LeverResult(

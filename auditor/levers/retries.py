@@ -483,6 +483,9 @@ class RetriesLever:
     id = LEVER_ID
     title = "Retries, duplicates, fan-out and agent loops"
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        RetryOptions.parse(dict(options))
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = RetryOptions.parse(ctx.options)
         result = LeverResult(

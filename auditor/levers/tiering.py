@@ -223,6 +223,9 @@ class TieringLever:
     id = LEVER_ID
     title = "Model tiering and routing"
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        TieringOptions.parse(dict(options))
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = TieringOptions.parse(ctx.options)
         return _Analysis(frame, ctx, opts).run()
