@@ -94,6 +94,11 @@ def dec(value: Any) -> Decimal:
     return Decimal(value or 0)
 
 
+def total_cost(frame: pl.DataFrame) -> Decimal:
+    """Exact sum of `cost_usd` over the rows (unpriced rows add nothing)."""
+    return dec(frame.select(pl.col("cost_usd").sum()).item())
+
+
 def severity(savings: Decimal, total: Decimal, *, floor: Severity = "info") -> Severity:
     """A finding's severity by its share of all spend: >= 10% high, >= 2% medium, any saving low, else `floor`."""
     share = savings / total if total else Decimal(0)

@@ -33,7 +33,15 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
+from auditor.levers.base import (
+    LeverContext,
+    LeverResult,
+    counterfactual_frame,
+    dec,
+    empty_counterfactual,
+    severity,
+    total_cost,
+)
 from auditor.levers.options import count, names, number, reject_unknown
 from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
@@ -510,7 +518,7 @@ class BatchingLever:
         result.counterfactual = counterfactual_frame(
             touched["row_id"], touched["_after"], touched["_after_low"], touched["_after_high"]
         )
-        total = dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = total_cost(frame)
         result.findings = _findings(touched, work, total, opts)
         result.gaps = _gaps(touched, work, frame, ctx)
         return result

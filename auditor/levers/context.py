@@ -48,7 +48,15 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
+from auditor.levers.base import (
+    LeverContext,
+    LeverResult,
+    counterfactual_frame,
+    dec,
+    empty_counterfactual,
+    severity,
+    total_cost,
+)
 from auditor.levers.options import count, number, reject_unknown
 from auditor.redact import excerpt
 from auditor.report import Finding, Gap, usd
@@ -411,7 +419,7 @@ class ContextLever:
             result.counterfactual = counterfactual_frame(
                 cf["row_id"], cf["_after_expected"], cf["_after_low"], cf["_after_high"]
             )
-        total = dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = total_cost(frame)
         result.findings = [
             *self._history_findings(resent, convo, total, opts),
             *self._duplicate_findings(dups, total),
@@ -656,7 +664,7 @@ class ContextLever:
         multi = rows.filter(pl.col("session_id").is_null() & (pl.col("messages_count") >= 3))
         if multi.height == 0:
             return []
-        at_stake = dec(multi.select(pl.col("cost_usd").sum()).item())
+        at_stake = total_cost(multi)
         return [
             Gap(
                 lever=LEVER_ID,

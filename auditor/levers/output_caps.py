@@ -27,7 +27,15 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
+from auditor.levers.base import (
+    LeverContext,
+    LeverResult,
+    counterfactual_frame,
+    dec,
+    empty_counterfactual,
+    severity,
+    total_cost,
+)
 from auditor.levers.options import reject_unknown
 from auditor.redact import excerpt
 from auditor.report import Finding, Gap, usd
@@ -427,7 +435,7 @@ class OutputCapsLever:
         per_group = {(r["_group"], r["_model"]): r for r in _stage_savings(priced).iter_rows(named=True)}
         truncated_cost = rows.filter(pl.col("_truncated")).group_by("_group", "_model").agg(pl.col("cost_usd").sum())
         truncated = {(r["_group"], r["_model"]): r["cost_usd"] for r in truncated_cost.iter_rows(named=True)}
-        total = dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = total_cost(frame)
         empty = {
             "reasoning": 0,
             "json": 0,
@@ -461,7 +469,7 @@ class OutputCapsLever:
                 lever=LEVER_ID,
                 missing_fields=["feature", "system_hash"],
                 requests=unkeyed.height,
-                cost_at_stake_usd=usd(dec(unkeyed.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                cost_at_stake_usd=usd(total_cost(unkeyed)) or 0.0,
                 note="requests with neither a feature nor a system prompt cannot be grouped into one task, "
                 "so no cap can be proposed for them",
             )

@@ -28,7 +28,15 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
+from auditor.levers.base import (
+    LeverContext,
+    LeverResult,
+    counterfactual_frame,
+    dec,
+    empty_counterfactual,
+    severity,
+    total_cost,
+)
 from auditor.levers.options import count, flag, number, reject_unknown
 from auditor.redact import excerpt
 from auditor.report import Finding, Gap, usd
@@ -348,7 +356,7 @@ def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
                 lever=LEVER_ID,
                 missing_fields=["prompt_hash"],
                 requests=unhashed.height,
-                cost_at_stake_usd=usd(dec(unhashed.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                cost_at_stake_usd=usd(total_cost(unhashed)) or 0.0,
                 note="no prompt text or fingerprint: exact repeats among these requests cannot be seen",
             )
         )
@@ -360,7 +368,7 @@ def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
                     lever=LEVER_ID,
                     missing_fields=["last_user_text"],
                     requests=no_question.height,
-                    cost_at_stake_usd=usd(dec(no_question.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                    cost_at_stake_usd=usd(total_cost(no_question)) or 0.0,
                     note="prompt fingerprint but no question text: exact repeats are counted, near-duplicates "
                     "(LA602) are not checked",
                 )
@@ -405,7 +413,7 @@ class ResponseCacheLever:
             result.counterfactual = counterfactual_frame(
                 hits["row_id"], hits["_after"], hits["_after_low"], hits["_after_high"]
             )
-        total = dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = total_cost(frame)
         priced = rows.filter(pl.col("cost_usd").is_not_null())
         result.findings = _exact_findings(priced, total, opts)
         if opts.near_duplicates:

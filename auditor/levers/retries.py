@@ -32,7 +32,15 @@ from typing import Any
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, dec, empty_counterfactual, severity
+from auditor.levers.base import (
+    LeverContext,
+    LeverResult,
+    counterfactual_frame,
+    dec,
+    empty_counterfactual,
+    severity,
+    total_cost,
+)
 from auditor.levers.options import count, flag, number, reject_unknown
 from auditor.report import Finding, Gap, Severity, usd
 
@@ -472,7 +480,7 @@ def _gaps(flagged: pl.DataFrame, frame: pl.DataFrame) -> list[Gap]:
                 lever=LEVER_ID,
                 missing_fields=["prompt_hash"],
                 requests=unhashed.height,
-                cost_at_stake_usd=usd(dec(unhashed.select(pl.col("cost_usd").sum()).item())) or 0.0,
+                cost_at_stake_usd=usd(total_cost(unhashed)) or 0.0,
                 note="no prompt text or fingerprint: retries and duplicates among these requests cannot be seen",
             )
         )
@@ -520,7 +528,7 @@ class RetriesLever:
             result.counterfactual = counterfactual_frame(
                 touched["row_id"], touched["_after"], touched["_after_low"], touched["_after_high"]
             )
-        total = dec(frame.select(pl.col("cost_usd").sum()).item())
+        total = total_cost(frame)
         result.findings = _findings(flagged, total, opts)
         return result
 

@@ -29,7 +29,7 @@ from auditor.classify import (
     feature_profile,
 )
 from auditor.config import ConfigError
-from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult, severity
+from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult, severity, total_cost
 from auditor.levers.options import count, names, number, reject_unknown
 from auditor.prices import ModelPrice
 from auditor.redact import excerpt
@@ -240,7 +240,7 @@ class _Analysis:
         present = [c for c in _COLUMNS if c in frame.columns]
         priced = frame.select(present).filter(pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null())
         self.work = classify(priced.with_columns(pl.col("feature").fill_null(UNATTRIBUTED)))
-        self.total = Decimal(frame.select(pl.col("cost_usd").sum()).item() or 0)
+        self.total = total_cost(frame)
         self.profile = {
             row["feature"]: row
             for row in feature_profile(
