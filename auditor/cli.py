@@ -317,7 +317,8 @@ def export_eval_command(
 
     try:
         cfg = load_config(config)
-        result = scan(ScanOptions(paths=paths, input_format=input_format, config=cfg, run_levers=False))
+        options = ScanOptions(paths=paths, input_format=input_format, config=cfg, run_levers=False, keep_texts=True)
+        result = scan(options)
         prices = PriceBook.load(cfg.pricing or None)
         export = build_eval(
             result.frame,

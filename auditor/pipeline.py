@@ -18,9 +18,10 @@ from auditor import __version__
 from auditor.config import Config, ConfigError
 from auditor.ingest import IngestResult, read_paths
 from auditor.levers import available_levers
-from auditor.levers.base import LeverContext, LeverResult
+from auditor.levers.base import Lever, LeverContext, LeverResult
 from auditor.plan import build_plan
 from auditor.prices import PriceBook
+from auditor.reduce import reduce_chunk
 from auditor.report import Finding, Gap, Report, usd
 from auditor.schema import SORT_KEYS
 from auditor.tokens import fill_missing_tokens
@@ -40,12 +41,13 @@ class ScanOptions:
     price_date: date | None = None
     config: Config = field(default_factory=Config)
     run_levers: bool = True
+    keep_texts: bool = False  # full texts in ScanResult.frame (export-eval); otherwise cut down at ingest
 
 
 @dataclass
 class ScanResult:
     report: Report
-    frame: pl.DataFrame  # the priced canonical table
+    frame: pl.DataFrame  # the priced canonical table, reduced (auditor.reduce: text heads and lever features)
     ingest: IngestResult
     lever_results: list[LeverResult]
 
@@ -65,31 +67,61 @@ def sample_mask(request_ids: pl.Series, rate: float) -> pl.Series:
     return joined["bucket"] < rate
 
 
-def prepare_frame(ingest: IngestResult, options: ScanOptions, prices: PriceBook) -> pl.DataFrame:
-    frame = ingest.frame
+def filter_chunk(chunk: pl.DataFrame, options: ScanOptions) -> pl.DataFrame:
+    """--since / --until / --sample on one chunk of ingested rows."""
     if options.since is not None:
-        frame = frame.filter(pl.col("timestamp") >= options.since)
+        chunk = chunk.filter(pl.col("timestamp") >= options.since)
     if options.until is not None:
-        frame = frame.filter(pl.col("timestamp") < options.until)
+        chunk = chunk.filter(pl.col("timestamp") < options.until)
     if options.sample_rate is not None and options.sample_rate < 1.0:
-        frame = frame.filter(sample_mask(frame["request_id"], options.sample_rate))
-    frame = fill_missing_tokens(frame)
+        chunk = chunk.filter(sample_mask(chunk["request_id"], options.sample_rate))
+    return chunk
+
+
+def lever_contexts(options: ScanOptions, prices: PriceBook) -> list[tuple[Lever, LeverContext]]:
+    """The levers this scan runs, each with its options; none for --no-levers."""
+    if not options.run_levers:
+        return []
+    return [
+        (
+            lever,
+            LeverContext(
+                prices=prices,
+                options=options.config.lever_options(lever.id),
+                price_date=options.price_date,
+                config=options.config,
+            ),
+        )
+        for lever in available_levers()
+    ]
+
+
+def chunk_reducer(
+    options: ScanOptions, levers: list[tuple[Lever, LeverContext]]
+) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """What ingest does with each chunk: filter, estimate missing tokens (needs the texts), derive every lever's
+    features, cut the texts down (auditor.reduce). Only the reduced chunks are kept."""
+    with_options = [(lever, ctx.options) for lever, ctx in levers]
+
+    def reduce(chunk: pl.DataFrame) -> pl.DataFrame:
+        chunk = fill_missing_tokens(filter_chunk(chunk, options))
+        return chunk if options.keep_texts else reduce_chunk(chunk, with_options)
+
+    return reduce
+
+
+def prepare_frame(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> pl.DataFrame:
+    """Reduced ingested rows -> the priced canonical frame: deterministic sort, row_id, costs."""
     frame = frame.sort(list(SORT_KEYS), nulls_last=True).with_row_index("row_id")
     frame = frame.with_columns(pl.col("row_id").cast(pl.Int64))
     return prices.add_costs(frame, price_date=options.price_date)
 
 
-def run_levers(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> list[LeverResult]:
+def run_levers(frame: pl.DataFrame, levers: list[tuple[Lever, LeverContext]], config: Config) -> list[LeverResult]:
     results = []
-    for lever in available_levers():
-        ctx = LeverContext(
-            prices=prices,
-            options=options.config.lever_options(lever.id),
-            price_date=options.price_date,
-            config=options.config,
-        )
+    for lever, ctx in levers:
         result = lever.analyze(frame, ctx)
-        result.findings = [f for f in result.findings if options.config.code_enabled(f.code)]
+        result.findings = [f for f in result.findings if config.code_enabled(f.code)]
         results.append(result)
     return results
 
@@ -107,15 +139,17 @@ def scan(options: ScanOptions, progress: Callable[[int], None] | None = None) ->
     prices = PriceBook.load(options.config.pricing or None)
     if options.run_levers:
         check_lever_options(options.config)
+    levers = lever_contexts(options, prices)
     ingest = read_paths(
         options.paths,
         input_format=options.input_format,
         attribution=options.config.attribution,
         progress=progress,
+        on_chunk=chunk_reducer(options, levers),
     )
-    frame = prepare_frame(ingest, options, prices)
+    frame = prepare_frame(ingest.frame, options, prices)
     ingest.frame = ingest.frame.clear()  # the priced frame replaces it; keeping both doubles peak memory
-    results = run_levers(frame, options, prices) if options.run_levers and frame.height else []
+    results = run_levers(frame, levers, options.config) if frame.height else []
     report = build_report(frame, ingest, results, options, prices)
     return ScanResult(report=report, frame=frame, ingest=ingest, lever_results=results)
 

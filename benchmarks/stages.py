@@ -1,6 +1,6 @@
 """Where a scan's time and memory go, stage by stage (the same calls auditor.pipeline.scan makes, timed one by one).
 
-    python benchmarks/stages.py benchmarks/data/n100000/jsonl
+    python benchmarks/stages.py benchmarks/data/n100000/jsonl [--lever prompt_caching ...]
 
 Prints wall time, CPU time and process RSS after each stage (ingest, filter + token fill + sort, pricing, each
 lever, plan + report), then the in-memory size of the canonical frame per column. RSS is the process's current
@@ -9,6 +9,7 @@ resident set; the peak so far is the high-water mark (ru_maxrss).
 
 from __future__ import annotations
 
+import argparse
 import resource
 import sys
 import time
@@ -17,17 +18,12 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import polars as pl
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from auditor.ingest import read_paths
-from auditor.levers import available_levers
-from auditor.levers.base import LeverContext, LeverResult
-from auditor.pipeline import ScanOptions, build_report
+from auditor.levers.base import LeverResult
+from auditor.pipeline import ScanOptions, build_report, chunk_reducer, lever_contexts, prepare_frame
 from auditor.prices import PriceBook
-from auditor.schema import SORT_KEYS
-from auditor.tokens import fill_missing_tokens
 
 T = TypeVar("T")
 MIB = 1024**2
@@ -54,24 +50,28 @@ def stage(name: str, work: Callable[[], T]) -> T:
 
 
 def main() -> None:
-    options = ScanOptions(paths=sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+")
+    parser.add_argument("--lever", action="append", help="run only this lever id (repeatable); default all")
+    args = parser.parse_args()
+    options = ScanOptions(paths=args.paths)
     prices = stage("load prices", PriceBook.load)
-    ingest = stage("ingest (read + parse)", lambda: read_paths(options.paths, attribution=options.config.attribution))
-    frame = stage("token fill", lambda: fill_missing_tokens(ingest.frame))
-    frame = stage(
-        "sort + row_id",
-        lambda: frame.sort(list(SORT_KEYS), nulls_last=True).with_row_index("row_id").cast({"row_id": pl.Int64}),
+    levers = [(lv, ctx) for lv, ctx in lever_contexts(options, prices) if not args.lever or lv.id in args.lever]
+    ingest = stage(
+        "ingest + reduce",
+        lambda: read_paths(
+            options.paths, attribution=options.config.attribution, on_chunk=chunk_reducer(options, levers)
+        ),
     )
-    frame = stage("pricing (add_costs)", lambda: prices.add_costs(frame))
-    ingest.frame = frame  # the ingest copy is no longer needed; pipeline.scan keeps both alive
+    frame = stage("sort + row_id + pricing", lambda: prepare_frame(ingest.frame, options, prices))
+    ingest.frame = ingest.frame.clear()
     results: list[LeverResult] = []
-    for lever in available_levers():
-        ctx = LeverContext(prices=prices, options=options.config.lever_options(lever.id), config=options.config)
+    for lever, ctx in levers:
         results.append(stage(f"lever {lever.id}", partial(lever.analyze, frame, ctx)))
     stage("plan + report", lambda: build_report(frame, ingest, results, options, prices))
     sizes = sorted(((frame[c].estimated_size() / MIB, c) for c in frame.columns), reverse=True)
     total = sum(size for size, _ in sizes)
-    print(f"\ncanonical frame: {frame.height:,} rows, {total:,.0f} MiB in memory; largest columns:")
+    print(f"\ncanonical frame: {frame.height:,} rows, {total:,.0f} MiB (views counted at full length); largest:")
     for size, column in sizes[:8]:
         print(f"  {column:<22} {size:8,.0f} MiB")
 

@@ -16,7 +16,7 @@ class SkippedRecord:
 
 @dataclass
 class IngestResult:
-    frame: pl.DataFrame  # exactly auditor.schema.INGEST_SCHEMA columns, rows in no particular order
+    frame: pl.DataFrame  # INGEST_SCHEMA columns (or what read_paths' on_chunk made of them), in no particular order
     files: list[str]  # files read (as given/resolved, sorted)
     records_read: int  # records seen: billed rows + non-billable records + skipped
     skipped: list[SkippedRecord] = field(default_factory=list)  # all of them; the caller truncates for display

@@ -23,13 +23,25 @@ from auditor.schema import INGEST_SCHEMA, empty_frame, rows_to_frame
 CHUNK_ROWS = 20_000
 
 
-class _Frames:
-    """Rows -> frames of CHUNK_ROWS, so Python dicts never pile up for the whole input."""
+ChunkHook = Callable[[pl.DataFrame], pl.DataFrame]
 
-    def __init__(self) -> None:
+
+class _Frames:
+    """Rows -> frames of CHUNK_ROWS, so Python dicts never pile up for the whole input.
+
+    Each finished chunk (INGEST_SCHEMA) goes through `on_chunk` before it is kept: the scan filters it and cuts its
+    texts down there (auditor.reduce), so full texts never exist for more than one chunk at a time.
+    """
+
+    def __init__(self, on_chunk: ChunkHook | None = None) -> None:
         self.rows: list[Row] = []
         self.frames: list[pl.DataFrame] = []
         self.formats: Counter[str] = Counter()
+        self.on_chunk = on_chunk
+
+    def keep(self, frame: pl.DataFrame) -> None:
+        frame = frame.select(list(INGEST_SCHEMA))
+        self.frames.append(self.on_chunk(frame) if self.on_chunk is not None else frame)
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -39,20 +51,25 @@ class _Frames:
 
     def add_frame(self, frame: pl.DataFrame) -> None:
         self.flush()
-        self.frames.append(frame)
+        self.keep(frame)
         for name, count in frame["source_format"].value_counts().iter_rows():
             self.formats[name] += count
 
     def flush(self) -> None:
         if self.rows:
-            self.frames.append(rows_to_frame(self.rows))
+            self.keep(rows_to_frame(self.rows))
             self.rows = []
+
+    @property
+    def rows_seen(self) -> int:
+        """Rows produced by the parsers, before `on_chunk` filters any."""
+        return sum(self.formats.values())
 
     def frame(self) -> pl.DataFrame:
         self.flush()
         if not self.frames:
-            return empty_frame()
-        return pl.concat([f.select(list(INGEST_SCHEMA)) for f in self.frames], how="vertical")
+            self.keep(empty_frame())
+        return pl.concat(self.frames, how="vertical", rechunk=False)
 
 
 def read_paths(
@@ -61,16 +78,18 @@ def read_paths(
     input_format: str | None = None,
     attribution: Mapping[str, Sequence[str]] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_chunk: ChunkHook | None = None,
 ) -> IngestResult:
     """Read every log file under `paths` into the canonical frame; bad input is skipped and reported, not raised.
 
     `input_format` forces one source format for every record (see FORMATS); ValueError if it is unknown.
-    `progress` receives the number of (on-disk) bytes read since its last call.
+    `progress` receives the number of (on-disk) bytes read since its last call. `on_chunk` maps every chunk of
+    INGEST_SCHEMA rows to what is kept of it (same columns in every chunk); without it the frame is INGEST_SCHEMA.
     """
     if input_format is not None and input_format not in PARSERS:
         raise ValueError(f"unknown input format {input_format!r}; known: {', '.join(sorted(FORMATS))}")
     files, skipped = expand_paths(paths)
-    frames = _Frames()
+    frames = _Frames(on_chunk)
     ignored: Counter[str] = Counter()
     state: dict[str, Any] = {}
     attribution = attribution if attribution is not None else DEFAULT_ATTRIBUTION
@@ -91,7 +110,7 @@ def read_paths(
     return IngestResult(
         frame=frame,
         files=[str(p) for p in files],
-        records_read=frame.height + sum(ignored.values()) + len(skipped),
+        records_read=frames.rows_seen + sum(ignored.values()) + len(skipped),
         skipped=skipped,
         formats=dict(sorted(frames.formats.items())),
         ignored=dict(sorted(ignored.items())),

@@ -60,8 +60,21 @@ class Lever(Protocol):
         """Raise auditor.config.ConfigError when this lever's section of llm-audit.yaml is wrong."""
         ...
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        """Per-request columns this lever derives from the full texts, before auditor.reduce cuts them down.
+
+        Called chunk by chunk at ingest on INGEST_SCHEMA rows (full texts, no row_id or costs), so it must be
+        row-local: same height and order as `chunk`, only new columns, each named `_<lever id>_<name>`, kept small
+        (hashes, lengths, flags, not texts). A lever needing nothing returns `pl.DataFrame()`.
+        """
+        ...
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
-        """Counterfactual and findings for the priced canonical frame. Must not print or mutate `frame`."""
+        """Counterfactual and findings for the priced canonical frame. Must not print or mutate `frame`.
+
+        The frame is reduced (auditor.reduce): no prompt_text, heads of the other texts, plus every lever's
+        features. A lever handed a full frame (tests) calls `auditor.reduce.ensure_reduced` first.
+        """
         ...
 
 

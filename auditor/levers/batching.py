@@ -484,6 +484,9 @@ class BatchingLever:
     def check_options(self, options: dict[str, Any]) -> None:
         BatchingOptions.parse(dict(options))
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        return pl.DataFrame()
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = BatchingOptions.parse(ctx.options)
         s, n, m = opts.scheduled_share, opts.named_share, opts.mixed_share

@@ -392,6 +392,9 @@ class PromptCachingLever:
     def check_options(self, options: dict[str, Any]) -> None:
         CachingOptions.parse(dict(options))
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        return pl.DataFrame()
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = CachingOptions.parse(dict(ctx.options or {}))
         work, rules = _prepare(frame, ctx, opts)

@@ -367,6 +367,9 @@ class ContextLever:
     def check_options(self, options: dict[str, Any]) -> None:
         ContextOptions.parse(dict(options))
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        return pl.DataFrame()
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = ContextOptions.parse(ctx.options)
         privacy = getattr(ctx.config, "privacy", None) or {}

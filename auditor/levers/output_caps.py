@@ -394,6 +394,9 @@ class OutputCapsLever:
     def check_options(self, options: dict[str, Any]) -> None:
         OutputCapOptions.parse(dict(options))
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        return pl.DataFrame()
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = OutputCapOptions.parse(ctx.options)
         result = LeverResult(

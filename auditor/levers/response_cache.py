@@ -383,6 +383,9 @@ class ResponseCacheLever:
     def check_options(self, options: dict[str, Any]) -> None:
         ResponseCacheOptions.parse(dict(options))
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        return pl.DataFrame()
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = ResponseCacheOptions.parse(ctx.options)
         result = LeverResult(

@@ -494,6 +494,9 @@ class RetriesLever:
     def check_options(self, options: dict[str, Any]) -> None:
         RetryOptions.parse(dict(options))
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        return pl.DataFrame()
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = RetryOptions.parse(ctx.options)
         result = LeverResult(

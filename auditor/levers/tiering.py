@@ -226,6 +226,9 @@ class TieringLever:
     def check_options(self, options: dict[str, Any]) -> None:
         TieringOptions.parse(dict(options))
 
+    def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
+        return pl.DataFrame()
+
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = TieringOptions.parse(ctx.options)
         return _Analysis(frame, ctx, opts).run()
