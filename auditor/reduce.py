@@ -31,6 +31,9 @@ _HEADS: tuple[tuple[str, int, str], ...] = (
     ("output_text", HEAD_CHARS, "output_chars"),
 )
 
+# Low-cardinality strings stored once per distinct value per chunk (see _interned).
+INTERNED = ("source_file", "model", "provider", "feature", "tenant", "user", "tags", "system_hash", "session_id")
+
 REDUCED_COLUMNS: dict[str, pl.DataType] = {
     "prompt_chars": pl.Int64(),
     "last_user_chars": pl.Int64(),
@@ -70,16 +73,19 @@ def _cut_texts(chunk: pl.DataFrame) -> pl.DataFrame:
         pl.col("prompt_text").str.len_chars().cast(pl.Int64).alias("prompt_chars"),
         *lengths,
     ).with_columns(*heads)
-    cut = cut.with_columns(_shared_system_heads(chunk["system_text"]))
-    return cut.drop("prompt_text")
+    shared = [_interned(chunk["system_text"], SYSTEM_HEAD_CHARS)]
+    shared += [_interned(chunk[name]) for name in INTERNED if name in chunk.columns]
+    return cut.with_columns(shared).drop("prompt_text")
 
 
-def _shared_system_heads(system: pl.Series) -> pl.Series:
-    """System prompt heads, each distinct value stored once (a gather of views into one small buffer)."""
-    distinct = system.drop_nulls().unique(maintain_order=True)
-    heads = pl.DataFrame({"system_text": distinct}).select(
-        pl.col("system_text").alias("full"),
-        pl.concat_str([pl.col("system_text").str.slice(0, SYSTEM_HEAD_CHARS), pl.lit("")]).alias("head"),
-    )
-    joined = system.to_frame("full").join(heads, on="full", how="left", maintain_order="left")
-    return joined["head"].alias("system_text")
+def _interned(values: pl.Series, head: int | None = None) -> pl.Series:
+    """The column with each distinct value stored once (views into one small buffer), cut to `head` characters.
+
+    Polars stores a string column as 16-byte views plus the bytes of every value longer than 12; a column of a
+    few dozen distinct system prompts or file names would otherwise hold one copy per request.
+    """
+    distinct = values.drop_nulls().unique(maintain_order=True)
+    cut = pl.col("full").str.slice(0, head) if head is not None else pl.col("full")
+    table = pl.DataFrame({"full": distinct}).with_columns(pl.concat_str([cut, pl.lit("")]).alias("shared"))
+    joined = values.to_frame("full").join(table, on="full", how="left", maintain_order="left")
+    return joined["shared"].alias(values.name)
