@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --sizes 10000 100000 1000000 --output benchmarks/data/table.md
     python benchmarks/run.py --check-split 1000000
+    python benchmarks/run.py --large 10000000 --timeout 1800 --max-rss-gb 8
 
 Every command runs as its own process; its CPU time (user+sys) and peak RSS come from os.wait4's rusage for that
 child, wall time from a monotonic clock around it. A command past --timeout or --max-rss-gb is killed and marked.
@@ -75,13 +76,15 @@ def measure(cmd: list[str], stdout_path: Path, timeout_s: float, max_rss_bytes: 
     return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, status)
 
 
-def ensure_data(data: Path, n: int, files: int, formats: str, seed: int) -> Path:
-    out = data / (f"n{n}" if files == 1 else f"n{n}-split{files}")
+def ensure_data(data: Path, n: int, files: int, formats: str, seed: int, compress: bool = False) -> Path:
+    out = data / (f"n{n}" if files == 1 or compress else f"n{n}-split{files}")
     wanted = ["jsonl", "parquet"] if formats == "both" else [formats]
     if all((out / fmt).is_dir() and any((out / fmt).iterdir()) for fmt in wanted):
         return out
     cmd = [sys.executable, str(BENCH / "generate.py"), "--requests", str(n), "--out", str(out)]
-    cmd += ["--files", str(files), "--format", formats, "--seed", str(seed)]
+    cmd += ["--files", str(files), "--format", formats, "--seed", str(seed)] + (
+        ["--compress", "zstd"] if compress else []
+    )
     print(f"generating {out} ...", file=sys.stderr)
     subprocess.run(cmd, check=True)
     return out
@@ -147,6 +150,29 @@ def run_sizes(args: argparse.Namespace) -> str:
         baseline = next((m for name, m in measured.items() if name.startswith("baseline")), None)
         lines += [fmt_row(n, name, measured[name], baseline, size_mb) for name in selected]
     return "\n".join(lines) + "\n"
+
+
+def run_large(args: argparse.Namespace) -> str:
+    """One size too big for the baseline and for plain files: JSONL in 10 zstd parts, llm-audit with all levers."""
+    n = args.large
+    reports = args.data / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    data_dir = ensure_data(args.data, n, 10, "jsonl", args.seed, compress=True)
+    size_mb = sum(p.stat().st_size for p in (data_dir / "jsonl").iterdir()) / 1e6
+    name = "llm-audit scan JSONL.zst x10 (all levers)"
+    print(f"[{n:,}] {name} ...", file=sys.stderr)
+    m = measure(
+        scan_cmd(data_dir / "jsonl", reports / f"n{n}-jsonl.json"),
+        reports / f"n{n}.out",
+        args.timeout,
+        int(args.max_rss_gb * GIB),
+    )
+    return (
+        "| requests | zstd MB | command | wall s | CPU s (user+sys) | peak RSS GiB | requests/s | status |\n"
+        "|---:|---:|---|---:|---:|---:|---:|---|\n"
+        f"| {n:,} | {size_mb:,.0f} | {name} | {m.wall_s:.1f} | {m.cpu_s:.1f} | {m.peak_rss_bytes / GIB:.2f} "
+        f"| {n / m.wall_s:,.0f} | {m.status} |\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -235,6 +261,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[])
     parser.add_argument("--check-split", type=int, metavar="N", help="compare 1-file and 8-file reports at N")
+    parser.add_argument("--large", type=int, metavar="N", help="also scan N requests from 10 zstd JSONL parts")
     parser.add_argument("--only", nargs="*", help="run only commands whose name contains one of these words")
     parser.add_argument("--data", type=Path, default=BENCH / "data")
     parser.add_argument("--seed", type=int, default=7)
@@ -242,8 +269,8 @@ def main() -> None:
     parser.add_argument("--max-rss-gb", type=float, default=20.0, help="GiB of RSS before a command is killed")
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
-    if not args.sizes and args.check_split is None:
-        parser.error("give --sizes and/or --check-split")
+    if not args.sizes and args.check_split is None and args.large is None:
+        parser.error("give --sizes, --large and/or --check-split")
     args.fresh_reports = set()
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
     header = (
@@ -253,6 +280,8 @@ def main() -> None:
     parts = [header]
     if args.sizes:
         parts.append(run_sizes(args))
+    if args.large is not None:
+        parts.append("\n" + run_large(args))
     if args.check_split is not None:
         parts.append("\n" + check_split(args))
     text = "".join(parts)
