@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[private-key]"),
+    # The END line is optional: a text head (auditor.reduce) can cut a key block before it ends.
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*\Z)", re.S),
+        "[private-key]",
+    ),
     (re.compile(r"\b(?:sk|pk|rk)-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}\b"), "[api-key]"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "[aws-key]"),
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"), "[github-token]"),

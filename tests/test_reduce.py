@@ -75,3 +75,14 @@ def test_a_feature_frame_of_the_wrong_height_is_an_error() -> None:
 
     with pytest.raises(ValueError, match=r"toy\.features returned 1 rows for 3"):
         reduce_chunk(chunk(), [(Broken(), {})])  # type: ignore[list-item]
+
+
+def test_a_key_block_cut_by_the_head_is_still_masked() -> None:
+    from auditor.redact import excerpt, mask_secrets
+
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA" + "x" * 400 + "\n-----END RSA PRIVATE KEY-----"
+    reduced = reduce_chunk(rows_to_frame([{"request_id": "k", "last_user_text": "my key: " + key}]), [])
+    head = reduced["last_user_text"][0]
+    assert "END RSA" not in head  # the head stops inside the block
+    assert excerpt(head) == "my key: [private-key]"
+    assert mask_secrets("a " + key + " b") == "a [private-key] b"  # a whole block still ends where it ends
