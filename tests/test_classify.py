@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import polars as pl
 import pytest
 
-from auditor.classify import RULES, classify, feature_profile
+from auditor.classify import (
+    _CODE_OUTPUT,
+    RULES,
+    TEXT_SIGNALS,
+    _full_text_signals,
+    _text_exprs,
+    classify,
+    code_output,
+    feature_profile,
+    text_signals,
+)
 from auditor.schema import rows_to_frame
 
 
@@ -99,3 +110,68 @@ def test_classify_scales_as_expressions() -> None:
     big = base.select(pl.all().gather(pl.int_range(210_000) % 3))  # one chunk, like a real frame
     families = classify(big.lazy()).group_by("task_family").len().collect().sort("task_family")
     assert families.rows() == [("classification", 70_000), ("generation", 70_000), ("unknown", 70_000)]
+
+
+# -- the reduced frame: text signals computed once at ingest (auditor.classify.text_signals)
+
+_FRAGMENTS = (
+    "", " ", "\n", "\t", "\r\n", "\u2003", "é", "x", "Σ", "label", "LABEL", "classif", "ication", "summary",
+    "extract", "fields", "step by step", "python", "```", "``", "`", "def f(", "class A:", "import os",
+    "from a.b import c", "function g(", "const k = ", "#include ", "SELECT a FROM b", "  def  h(", "yes or no",
+)  # fmt: skip
+
+
+def _texts(rng: random.Random, n: int) -> list[str | None]:
+    """Random texts built from the patterns' own words, cut points and whitespace (None = not logged)."""
+    return [None if rng.random() < 0.15 else "".join(rng.choices(_FRAGMENTS, k=rng.randint(0, 12))) for _ in range(n)]
+
+
+def test_fast_code_output_pattern_equals_the_documented_one() -> None:
+    texts = pl.Series("t", [*_texts(random.Random(3), 5000), "def f(", " \n\tclass A:", "x\n import os\nz", "```"])
+    slow = texts.str.contains(_CODE_OUTPUT)
+    fast = texts.to_frame().select(code_output(pl.col("t"))).to_series()
+    assert slow.fill_null(False).sum() > 300  # the fragments do reach the code lines
+    assert fast.equals(slow.alias("t"), null_equal=True)
+
+
+def test_text_signals_equal_the_signals_on_full_texts() -> None:
+    # system slices end inside words and patterns, user slices too; prompt-only rows use the rendered prompt
+    rng = random.Random(11)
+    n = 3000
+    head = "Respond in English. " * 99 + "Please "  # 1,987 characters: the slice ends 13 characters later
+    cut, kept = head + "classification", head + "classify it"  # "classificatio" is no keyword, "classify" is
+    systems = _texts(rng, n // 2) + [cut, kept] * (n // 4)
+    frame = rows_to_frame(
+        [
+            {
+                "system_text": systems[i],
+                "last_user_text": None if i % 7 == 0 else ("y" * rng.choice([0, 290, 296])) + (_texts(rng, 1)[0] or ""),
+                "prompt_text": _texts(rng, 1)[0],
+                "output_text": _texts(rng, 1)[0],
+                "output_tokens": None if i % 13 == 0 else 50,
+            }
+            for i in range(n)
+        ]
+    )
+    full = classify(frame)
+    signals = text_signals(frame, prefix="_s_")
+    assert signals.columns == [f"_s_{name}" for name in TEXT_SIGNALS] and signals.height == n
+    reduced = frame.drop("prompt_text", "system_text", "last_user_text", "output_text").hstack(signals)
+    labels = ["task_family", "family_signals"]
+    assert classify(reduced, text_prefix="_s_").select(labels).equals(full.select(labels))
+    assert full["task_family"].n_unique() >= 5
+    # and the signals themselves agree with the full-text expressions, one by one
+    expected = (
+        frame.with_columns(_text_exprs())
+        .select(**_full_text_signals())
+        .select(pl.all().fill_null(False).name.prefix("_s_"))
+    )
+    assert signals.equals(expected)
+    assert all(signals[c].sum() > 0 for c in signals.columns)  # every signal fires somewhere
+    tail = frame.with_columns(signals).filter(
+        pl.col("last_user_text").is_null() & pl.col("system_text").is_in([cut, kept])
+    )
+    assert tail.group_by("system_text").agg(pl.col("_s_kw_classify").any()).sort("system_text").rows() == [
+        (cut, False),
+        (kept, True),
+    ]

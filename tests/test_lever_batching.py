@@ -21,6 +21,7 @@ from auditor.levers.base import LeverContext, LeverResult
 from auditor.levers.batching import LEVER
 from auditor.plan import build_plan
 from auditor.prices import PriceBook
+from auditor.reduce import is_reduced, reduce_chunk
 from tests.helpers import canonical
 
 REAL, BATCH = Decimal("0.00072"), Decimal("0.00036")
@@ -212,3 +213,24 @@ def test_requests_without_a_feature_are_a_gap(prices: PriceBook) -> None:
     (gap,) = result.gaps
     assert (gap.missing_fields, gap.requests) == (["feature"], 5)
     assert gap.cost_at_stake_usd == pytest.approx(0.0018)
+
+
+def test_pipeline_reduced_frame_gives_the_full_frame_result(prices: PriceBook) -> None:
+    # batching reads no text: the frame the scan keeps (features of every lever, texts cut) gives the same result
+    texts = {"system_text": "Sync the account. " * 200, "prompt_text": "[user]\n" + "x" * 5000, "output_text": "ok"}
+    interactive = [req("assistant", when(1 + d, h, 600 * k)) for d in range(3) for h in range(10, 20) for k in range(2)]
+    rows = [
+        *nightly("account_sync", **texts),
+        *interactive,
+        *nightly("assistant", per_night=10, hour=3),
+        *({**req("x", when(1, 8 + h)), "feature": None} for h in range(5)),
+    ]
+    frame = canonical(rows)
+    reduced = reduce_chunk(frame, [(lever, {}) for lever in available_levers()])
+    assert is_reduced(reduced)
+    ctx = LeverContext(prices=prices, options={})
+    full, cut = LEVER.analyze(frame, ctx), LEVER.analyze(reduced, ctx)
+    assert [(f.code, f.affected_requests) for f in full.findings] == [("LA501", 36), ("LA502", 30)]
+    assert [(g.missing_fields, g.requests) for g in full.gaps] == [(["feature"], 5)]
+    assert cut.findings == full.findings and cut.gaps == full.gaps
+    assert cut.counterfactual.equals(full.counterfactual)

@@ -13,10 +13,13 @@ import polars as pl
 import pytest
 
 from auditor.config import ConfigError
+from auditor.levers import available_levers
 from auditor.levers.base import LeverContext, LeverResult
 from auditor.levers.output_caps import LEVER
 from auditor.plan import build_plan
 from auditor.prices import PriceBook
+from auditor.redact import excerpt
+from auditor.reduce import HEAD_CHARS, is_reduced, reduce_chunk
 from tests.helpers import canonical
 
 
@@ -180,3 +183,25 @@ def test_counterfactual_never_exceeds_cost(prices: PriceBook) -> None:
 def test_bad_options_are_config_errors(prices: PriceBook, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=r"levers\.output_caps"):
         run([req("x", 1)], prices, **options)
+
+
+def test_pipeline_reduced_frame_gives_the_full_frame_result(prices: PriceBook) -> None:
+    # A JSON answer that ends far past the 300-character output head: its wrapper share needs the full text.
+    obj = '{"items": [' + ", ".join(f'"line item number {i:03d}"' for i in range(20)) + "]}"
+    text = "Sure! Here is the JSON you asked for:\n```json\n" + obj + "\n```"
+    assert len(obj) == 11 + 20 * 22 + 19 * 2 + 2 == 491 and len(text) == 46 + 491 + 4 == 541
+    rows = [req("extract", 100, output_text=text) for _ in range(20)]
+    rows += [req("summarize", o, output_text=f"Summary {o}: " + "point. " * 60) for o in LONG_TAIL]
+    frame = canonical(rows)
+    reduced = reduce_chunk(frame, [(lever, {}) for lever in available_levers()])
+    assert is_reduced(reduced) and reduced["output_text"].str.len_chars().max() == HEAD_CHARS
+    ctx = LeverContext(prices=prices, options={})
+    full, cut = LEVER.analyze(frame, ctx), LEVER.analyze(reduced, ctx)
+    (json_finding,) = [f for f in by_code(full, "LA301") if f.scope["feature"] == "extract"]
+    # wrapper: 50 of 541 characters; floor(100 * 50/541) = 9 tokens * $0.60/M = 5.4 micro-dollars, 20 requests
+    assert json_finding.evidence["json_wrapper_share"] == round(50 / 541, 4)
+    assert json_finding.savings_usd == pytest.approx(20 * 9 * 0.60 / 1e6)
+    (tail,) = [f for f in by_code(full, "LA301") if f.scope["feature"] == "summarize"]
+    assert tail.evidence["longest_output_excerpt"] == excerpt("Summary 2000: " + "point. " * 60, 100)
+    assert cut.findings == full.findings  # evidence included: the excerpt fits in the head
+    assert cut.counterfactual.equals(full.counterfactual) and cut.gaps == full.gaps

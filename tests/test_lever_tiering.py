@@ -15,10 +15,12 @@ import polars as pl
 import pytest
 
 from auditor.config import ConfigError
+from auditor.levers import available_levers
 from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext
 from auditor.levers.tiering import LEVER, TieringOptions
 from auditor.plan import build_plan
 from auditor.prices import ModelPrice
+from auditor.reduce import is_reduced, reduce_chunk
 from auditor.schema import MONEY, rows_to_frame
 from tests.helpers import at
 
@@ -315,3 +317,53 @@ def test_default_options_match_docs() -> None:
     assert (opts.route_share.low, opts.route_share.expected, opts.route_share.high) == (0.3, 0.6, 0.9)
     assert opts.simple_families == ("classification", "extraction", "short_answer")
     assert opts.cross_provider is False
+
+
+def _same_result(full: Any, reduced: Any) -> None:
+    assert reduced.findings == full.findings  # dataclasses: every field, evidence included
+    assert reduced.counterfactual.equals(full.counterfactual)
+    assert reduced.gaps == full.gaps and reduced.assumptions == full.assumptions
+
+
+def test_pipeline_reduced_frame_gives_the_full_frame_result() -> None:
+    # What the scan does: every lever's features at ingest, then the texts cut (prompt dropped, heads kept).
+    # The code in late_code's output starts past the 300-character output head: only the features see it.
+    filler = "Here is the function you asked for, with a short explanation. " * 6
+    late_keyword = {**yes_no(), "feature": "late"}
+    late_code = {**essay(), "feature": "late", "output_text": filler + "\n\ndef f(x):\n    return x\n"}
+    prompt_only = {
+        "feature": "rendered",
+        "model_id": "prem",
+        "prompt_text": "[user]\nClassify this ticket: billing or bug?\n",
+        "input_tokens": 500,
+        "output_tokens": 2,
+    }
+    bare = {"feature": "bare", "model_id": "prem", "input_tokens": 500, "output_tokens": 2}
+    legacy = {**essay(), "feature": "legacy", "model_id": "old-mid", "input_tokens": 1000, "output_tokens": 900}
+    rows = (
+        [ticket() for _ in range(40)]
+        + [codegen() for _ in range(30)]
+        + [yes_no() for _ in range(20)]
+        + [essay() for _ in range(20)]
+        + [late_keyword for _ in range(12)]
+        + [late_code for _ in range(12)]
+        + [prompt_only for _ in range(25)]
+        + [bare for _ in range(10)]
+        + [legacy for _ in range(20)]
+    )
+    frame = frame_of(rows)
+    reduced = reduce_chunk(frame, [(lever, {}) for lever in available_levers()])
+    assert is_reduced(reduced) and not is_reduced(frame)
+    ctx = LeverContext(prices=BOOK, options={})  # type: ignore[arg-type]
+    full, cut = LEVER.analyze(frame, ctx), LEVER.analyze(reduced, ctx)
+    assert codes(full) == [
+        ("LA201", "rendered"),  # classified from the rendered prompt, which the reduced frame no longer has
+        ("LA201", "tickets"),
+        ("LA202", "assistant"),
+        ("LA202", "late"),  # 12 of 24 simple: the code past the output head counts
+        ("LA203", None),
+    ]
+    late = next(f for f in full.findings if f.scope.get("feature") == "late")
+    assert late.evidence["task_families"] == {"classification": 12, "code": 12}
+    assert [(g.missing_fields, g.requests) for g in full.gaps] == [(["prompt_text"], 10)]
+    _same_result(full, cut)

@@ -43,6 +43,7 @@ from auditor.levers.base import (
     total_cost,
 )
 from auditor.levers.options import count, names, number, reject_unknown
+from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
 
@@ -489,6 +490,7 @@ class BatchingLever:
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = BatchingOptions.parse(ctx.options)
+        frame = ensure_reduced(frame, self, ctx.options)  # no texts needed: a full frame just sheds them
         s, n, m = opts.scheduled_share, opts.named_share, opts.mixed_share
         result = LeverResult(
             lever_id=LEVER_ID,

@@ -38,6 +38,7 @@ from auditor.levers.base import (
 )
 from auditor.levers.options import reject_unknown
 from auditor.redact import excerpt
+from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, usd
 
 LEVER_ID = "output_caps"
@@ -45,6 +46,7 @@ _OPT = f"levers.{LEVER_ID}"
 _CASES = ("expected", "low", "high")  # low = least savings (pessimistic), high = most savings
 _JSON_FORMATS = ("json_object", "json_schema")
 _MONEY = pl.Decimal(38, 12)
+_WRAPPER = f"_{LEVER_ID}_json_wrapper"  # the feature: see json_wrapper()
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -101,8 +103,9 @@ class OutputCapOptions:
 # ---------------------------------------------------------------------------------------------- measurement
 
 
-def _rows(frame: pl.DataFrame) -> pl.DataFrame:
-    """Successful requests with output counts, their group key and per-request shape signals."""
+def json_wrapper(frame: pl.DataFrame) -> pl.Series:
+    """Per request, from the full output text: the share of its characters around a JSON answer (prose or
+    markdown fences), null when the answer is not JSON-like or the request asked for structured output."""
     text = pl.col("output_text").str.strip_chars()
     core = text.str.extract(r"(?s)(\{.*\}|\[.*\])", 1)
     json_like = (
@@ -110,6 +113,12 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
         & core.str.contains(r'"\s*:')
         & ~pl.col("response_format").fill_null("text").is_in(list(_JSON_FORMATS))
     ).fill_null(False)
+    share = pl.when(json_like).then(1.0 - core.str.len_chars() / text.str.len_chars())
+    return frame.select(share.alias(_WRAPPER)).to_series()
+
+
+def _rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Successful requests with output counts, their group key and per-request shape signals."""
     reasoning = pl.col("reasoning_tokens").fill_null(0).clip(0, pl.col("output_tokens"))
     truncated = (pl.col("finish_reason") == "length").fill_null(
         pl.col("max_tokens").is_not_null() & (pl.col("output_tokens") >= pl.col("max_tokens"))
@@ -127,8 +136,8 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
             reasoning.alias("_reasoning"),
             (pl.col("output_tokens") - reasoning).alias("_visible"),
             truncated.fill_null(False).alias("_truncated"),
-            json_like.alias("_json"),
-            pl.when(json_like).then(1.0 - core.str.len_chars() / text.str.len_chars()).otherwise(0.0).alias("_wrapper"),
+            pl.col(_WRAPPER).is_not_null().alias("_json"),
+            pl.col(_WRAPPER).fill_null(0.0).alias("_wrapper"),
         )
     )
 
@@ -395,10 +404,11 @@ class OutputCapsLever:
         OutputCapOptions.parse(dict(options))
 
     def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
-        return pl.DataFrame()
+        return json_wrapper(chunk).to_frame()
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = OutputCapOptions.parse(ctx.options)
+        frame = ensure_reduced(frame, self, ctx.options)  # output_text is a head: only the longest excerpt
         result = LeverResult(
             lever_id=LEVER_ID,
             title=self.title,

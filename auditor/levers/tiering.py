@@ -24,23 +24,28 @@ from auditor.classify import (
     DEFAULT_SIMPLE_FAMILIES,
     FAMILIES,
     REASONING,
+    TEXT_SIGNALS,
     UNKNOWN,
     classify,
     feature_profile,
+    text_signals,
 )
 from auditor.config import ConfigError
 from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult, severity, total_cost
 from auditor.levers.options import count, names, number, reject_unknown
 from auditor.prices import ModelPrice
 from auditor.redact import excerpt
+from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
 
 LEVER_ID = "model_tiering"
 UNATTRIBUTED = "(unattributed)"
 _OPT = f"levers.{LEVER_ID}"
+_SIGNALS = f"_{LEVER_ID}_"  # prefix of the text signal columns features() adds (auditor.classify.TEXT_SIGNALS)
+_NO_TEXT = _SIGNALS + "no_text"
 
-# Columns the lever reads (classification + pricing a swapped model).
+# Columns the lever reads (classification + pricing a swapped model); the texts only through features().
 _COLUMNS = (
     "row_id",
     "status",  # PriceBook.cost bills failed calls without usage at $0; without it their cost is unknown
@@ -59,10 +64,6 @@ _COLUMNS = (
     "reasoning_tokens",
     "batch",
     "service_tier",
-    "system_text",
-    "prompt_text",
-    "last_user_text",
-    "output_text",
     "response_format",
     "tools_count",
     "temperature",
@@ -227,11 +228,12 @@ class TieringLever:
         TieringOptions.parse(dict(options))
 
     def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
-        return pl.DataFrame()
+        """The classifier's text signals (keywords in the instructions, code in the output, no text at all)."""
+        return text_signals(chunk, prefix=_SIGNALS)
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = TieringOptions.parse(ctx.options)
-        return _Analysis(frame, ctx, opts).run()
+        return _Analysis(ensure_reduced(frame, self, ctx.options), ctx, opts).run()
 
 
 class _Analysis:
@@ -240,9 +242,10 @@ class _Analysis:
         self.opts = opts
         privacy = getattr(ctx.config, "privacy", None) or {}
         self.full_text = bool(privacy.get("show_full_text", False))
-        present = [c for c in _COLUMNS if c in frame.columns]
+        self.frame = frame  # reduced: the text heads for the example excerpts
+        present = [c for c in _COLUMNS if c in frame.columns] + [_SIGNALS + name for name in TEXT_SIGNALS]
         priced = frame.select(present).filter(pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null())
-        self.work = classify(priced.with_columns(pl.col("feature").fill_null(UNATTRIBUTED)))
+        self.work = classify(priced.with_columns(pl.col("feature").fill_null(UNATTRIBUTED)), text_prefix=_SIGNALS)
         self.total = total_cost(frame)
         self.profile = {
             row["feature"]: row
@@ -415,9 +418,10 @@ class _Analysis:
         )
 
     def _example(self, rows: pl.DataFrame) -> str:
-        first = rows.sort("row_id").row(0, named=True)
-        text = first.get("system_text") or first.get("last_user_text") or first.get("prompt_text")
-        return excerpt(text, full=self.full_text)
+        """Excerpt of the first request's system prompt, else its user turn (heads: the frame is reduced)."""
+        first_id = rows["row_id"].min()
+        first = self.frame.filter(pl.col("row_id") == first_id).select("system_text", "last_user_text").row(0)
+        return excerpt(first[0] or first[1], full=self.full_text)
 
     def _successors(self, moved: set[int]) -> None:
         """LA203: a newer same-tier model priced below the one in use, for requests not moved down a tier."""
@@ -623,9 +627,7 @@ class _Analysis:
 
     def _gaps(self) -> list[Gap]:
         """Premium requests judged from output shape alone (no prompt text logged)."""
-        no_text = self.work.filter(
-            pl.col("prompt_text").is_null() & pl.col("system_text").is_null() & pl.col("last_user_text").is_null()
-        )
+        no_text = self.work.filter(pl.col(_NO_TEXT))
         if no_text.is_empty():
             return []
         families = {}
