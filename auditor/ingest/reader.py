@@ -176,6 +176,77 @@ def iter_records(path: Path, progress: Progress = None) -> Iterator[Record]:
         yield from _values(source)
 
 
+@dataclass
+class LineBlock:
+    """Complete JSONL lines first_line.. (the last one may lack its newline at EOF), for the fast path."""
+
+    first_line: int
+    data: bytes
+
+
+def iter_items(path: Path, progress: Progress = None, block_bytes: int = 64 << 20) -> Iterator[Record | LineBlock]:
+    """iter_records, except that a JSONL file comes as LineBlocks of about `block_bytes` (Records only for
+    read errors, numbered as iter_records numbers them)."""
+    source = _Source(_chunks(path, progress))
+    first = source.peek_first_line()
+    if not first.strip() or b"\x00" in first[:8192]:
+        yield from iter_records_from(source, path, first)
+        return
+    if first.startswith(b"[") or not (base_suffix(path) in LINE_SUFFIXES or _parses(first)):
+        yield from _values(source)
+        return
+    number = 0
+    pending: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            chunk = source.next()
+        except ReadError as exc:
+            data = b"".join(pending)
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield LineBlock(number + 1, data[:cut])
+                number += data.count(b"\n", 0, cut)
+            yield Record(number + 1, error=f"{exc}; the lines before were read, the rest is lost")
+            return
+        if chunk is None:
+            break
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= block_bytes:
+            data = b"".join(pending)
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield LineBlock(number + 1, data[:cut])
+                number += data.count(b"\n", 0, cut)
+                pending, size = [data[cut:]], len(data) - cut
+    data = b"".join(pending)
+    if data:
+        yield LineBlock(number + 1, data)
+
+
+def iter_records_from(source: _Source, path: Path, first: bytes) -> Iterator[Record]:
+    """The container decision of iter_records, on an already sniffed source."""
+    if not first.strip():
+        failure = source.failed_early
+        yield Record(None, error=str(failure) if failure else "empty file: nothing to read")
+        return
+    if b"\x00" in first[:8192]:
+        yield Record(None, error="binary file (not JSON, JSONL or Parquet text); is it compressed with another tool?")
+        return
+    if first.startswith(b"["):
+        yield from _values(source)
+    elif base_suffix(path) in LINE_SUFFIXES or _parses(first):
+        yield from _lines(source)
+    else:
+        yield from _values(source)
+
+
+def line_record(number: int, raw: bytes) -> Record | None:
+    """One JSONL line as the per-record path reads it (None for a blank line)."""
+    return _line_record(number, raw)
+
+
 def _parses(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line), dict)

@@ -11,11 +11,21 @@ from typing import Any
 import polars as pl
 
 from auditor.config import DEFAULT_ATTRIBUTION
-from auditor.ingest import canonical
+from auditor.ingest import canonical, fast
 from auditor.ingest.context import RecordContext, Row
 from auditor.ingest.detect import FINISHERS, FORMATS, PARSERS, detect, unknown_reason
 from auditor.ingest.paths import expand_paths
-from auditor.ingest.reader import PARQUET_MAGIC, Record, iter_records, magic, parquet_columns, read_parquet_rows
+from auditor.ingest.reader import (
+    PARQUET_MAGIC,
+    LineBlock,
+    Record,
+    iter_items,
+    iter_records,
+    line_record,
+    magic,
+    parquet_columns,
+    read_parquet_rows,
+)
 from auditor.ingest.result import IngestResult, SkippedRecord
 from auditor.ingest.values import RecordError
 from auditor.schema import INGEST_SCHEMA, empty_frame, rows_to_frame
@@ -36,6 +46,7 @@ class _Frames:
     def __init__(self, on_chunk: ChunkHook | None = None) -> None:
         self.rows: list[Row] = []
         self.frames: list[pl.DataFrame] = []
+        self.pending: list[pl.DataFrame] = []  # fast-path frames not yet CHUNK_ROWS long
         self.formats: Counter[str] = Counter()
         self.on_chunk = on_chunk
 
@@ -50,15 +61,25 @@ class _Frames:
             self.flush()
 
     def add_frame(self, frame: pl.DataFrame) -> None:
-        self.flush()
-        self.keep(frame)
+        """Rows built as a frame (fast paths); kept in chunks of at least CHUNK_ROWS."""
+        if frame.is_empty():
+            return
+        self.pending.append(frame)
         for name, count in frame["source_format"].value_counts().iter_rows():
             self.formats[name] += count
+        if sum(f.height for f in self.pending) >= CHUNK_ROWS:
+            self.flush_frames()
+
+    def flush_frames(self) -> None:
+        if self.pending:
+            self.keep(pl.concat(self.pending, how="vertical") if len(self.pending) > 1 else self.pending[0])
+            self.pending = []
 
     def flush(self) -> None:
         if self.rows:
             self.keep(rows_to_frame(self.rows))
             self.rows = []
+        self.flush_frames()
 
     @property
     def rows_seen(self) -> int:
@@ -93,9 +114,10 @@ def read_paths(
     ignored: Counter[str] = Counter()
     state: dict[str, Any] = {}
     attribution = attribution if attribution is not None else DEFAULT_ATTRIBUTION
+    plan = fast.plan_for(attribution) if input_format in (None, "envelope") else None
     for path in files:
         ctx = RecordContext(file=str(path), line=0, attribution=attribution, state=state)
-        for record in _records(path, ctx, frames, skipped, progress):
+        for record in _file_records(path, ctx, frames, skipped, progress, plan):
             if record.error is not None or record.line is None:
                 skipped.append(SkippedRecord(ctx.file, record.line, record.error or "unreadable"))
                 continue
@@ -117,20 +139,52 @@ def read_paths(
     )
 
 
+def _file_records(
+    path: Path,
+    ctx: RecordContext,
+    frames: _Frames,
+    skipped: list[SkippedRecord],
+    progress: Callable[[int], None] | None,
+    plan: fast.Plan | None,
+) -> Iterator[Record]:
+    """The file's records for the per-record path; JSONL blocks go through the fast path first (fast.py), which
+    hands back the lines it does not take. A file whose first block is mostly slow lines stays per-record."""
+    use_fast = plan is not None
+    for item in _records(path, ctx, frames, skipped, progress, blocks=use_fast):
+        if isinstance(item, Record):
+            yield item
+            continue
+        if use_fast and plan is not None:
+            result = fast.parse_block(item.data, item.first_line, ctx.file, plan)
+            if result.frame is not None:
+                frames.add_frame(result.frame)
+            slow = result.slow
+            use_fast = result.fast_rows >= fast.MIN_FAST_SHARE * (result.fast_rows + len(slow))
+        else:
+            lines = item.data.split(b"\n")
+            slow = [(item.first_line + i, raw) for i, raw in enumerate(lines)]
+        for number, raw in slow:
+            record = line_record(number, raw)
+            if record is not None:
+                yield record
+
+
 def _records(
     path: Path,
     ctx: RecordContext,
     frames: _Frames,
     skipped: list[SkippedRecord],
     progress: Callable[[int], None] | None,
-) -> Iterable[Record]:
-    """Records of one file; canonical Parquet goes straight to `frames` (fast path)."""
+    *,
+    blocks: bool,
+) -> Iterable[Record | LineBlock]:
+    """Records of one file (JSONL as LineBlocks); canonical Parquet goes straight to `frames` (fast path)."""
     try:
         head = magic(path)
     except OSError as exc:
         return [Record(None, error=f"cannot open: {exc.strerror or exc}")]
     if not head.startswith(PARQUET_MAGIC):
-        return iter_records(path, progress)
+        return iter_items(path, progress) if blocks else iter_records(path, progress)
     try:
         columns = parquet_columns(path)
         if canonical.is_canonical(columns):
