@@ -37,15 +37,15 @@ from auditor.levers.cache_sim import cached_tokens, hit_column, replay, session_
 from auditor.levers.options import flag, number, reject_unknown
 from auditor.levers.prefix import (
     DEFAULT_BLOCK_BYTES,
-    chain_keys,
-    divergence_window,
-    diverges_in_tools,
-    find_volatile_span,
-    has_volatile,
-    mask_volatile,
+    HEAD_CHARS,
+    SPAN_SEP,
+    chain_key_lists,
+    masked_features,
+    shared_strings,
 )
 from auditor.prices import CacheRules, PricingError
 from auditor.redact import excerpt
+from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, Severity, usd
 
 LEVER_ID = "prompt_caching"
@@ -53,6 +53,17 @@ _OPT = f"levers.{LEVER_ID}"
 UNATTRIBUTED = "(none)"
 _INF = math.inf
 VARIANTS = ("raw", "masked")  # prompts as logged / with volatile spans and JSON key order normalized
+
+# Per-request features (see PromptCachingLever.features): all the simulation and the findings read of a prompt.
+KEYS = f"_{LEVER_ID}_keys"  # List[UInt64]: chain key of every block (null: no prompt text)
+BYTES = f"_{LEVER_ID}_bytes"  # UInt32: prompt length in bytes (null: no prompt text)
+HEAD = f"_{LEVER_ID}_head"  # first HEAD_CHARS of the prompt, null when "[system]\n" + system_text rebuilds them
+MASKED_KEYS = f"_{LEVER_ID}_masked_keys"  # chain keys of the masked prompt; null unless masking changes it
+MASKED_BYTES = f"_{LEVER_ID}_masked_bytes"
+WINDOW = f"_{LEVER_ID}_window"  # List[Boolean]: buster test per possible shared prefix (prefix.masked_features)
+SPAN = f"_{LEVER_ID}_span"  # evidence of the first volatile span (prefix.SPAN_SEP fields)
+HAS_TEXT = pl.col(BYTES).is_not_null()
+_UNUSED = ("last_user_text", "output_text", "request_id", "source_file", "prompt_hash", "system_hash", "user", "tenant")
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -209,25 +220,31 @@ class Simulation:
     """Per text request (by `req`, its row in the work frame): cached tokens per variant and TTL option."""
 
     tokens: pl.DataFrame
-    blocks: dict[str, pl.DataFrame] = field(default_factory=dict)  # variant -> req, scope, t, key, end_byte
-    texts: pl.DataFrame | None = None  # req -> prompt_text
+    blocks: dict[str, pl.DataFrame] = field(default_factory=dict)  # variant -> req, scope, t, block, end_byte, key
+    evidence: pl.DataFrame | None = None  # req -> head (prompt head), span (first volatile span), bytes
 
 
 def _simulate(work: pl.DataFrame, opts: CachingOptions) -> Simulation:
-    text_rows = work.with_row_index("req").filter(pl.col("prompt_text").is_not_null())
+    text_rows = work.with_row_index("req").filter(HAS_TEXT)
     if text_rows.height == 0:
         return Simulation(tokens=pl.DataFrame(schema={"req": pl.UInt32}))
-    # Each distinct prompt is cut and hashed once; requests join to it by the text's hash. The replay needs
-    # requests in start-time order.
-    text_rows = text_rows.with_columns(pl.col("prompt_text").hash(101).alias("th")).sort("t", "req")
-    distinct = text_rows.filter(pl.col("th").is_first_distinct()).select("th", "prompt_text")
+    # Requests with the same prompt share one key chain: its last key identifies the whole text (`th`). The
+    # replay needs requests in start-time order.
+    text_rows = text_rows.with_columns(pl.col(KEYS).list.last().fill_null(0).alias("th")).sort("t", "req")
+    masked_cols = [c for c in (MASKED_KEYS, MASKED_BYTES, WINDOW) if c in text_rows.columns]
+    distinct = text_rows.filter(pl.col("th").is_first_distinct()).select("th", KEYS, BYTES, *masked_cols)
     ttls = sorted({int(v) for v in pl.concat([text_rows["ttl0"], text_rows["ttl1"]]).drop_nulls().to_list()})
     requests = text_rows.select("req", "th", pl.col("scope").rank("dense").alias("scope"), "t")
     sim = Simulation(tokens=text_rows.select("req", "input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"))
-    sim.texts = text_rows.select("req", "prompt_text")
+    sim.evidence = text_rows.select(
+        "req",
+        pl.coalesce(HEAD, pl.lit("[system]\n") + pl.col("system_text")).alias("head"),
+        (pl.col(SPAN) if SPAN in text_rows.columns else pl.lit(None, dtype=pl.String)).alias("span"),
+        pl.col(BYTES).alias("bytes"),
+    )
 
-    raw = _keyed(chain_keys(distinct["prompt_text"], opts.block_bytes), distinct["th"])
-    lengths = distinct.select("th", pl.col("prompt_text").str.len_bytes().alias("len_bytes"))
+    raw = _exploded(distinct, KEYS, BYTES, opts.block_bytes)
+    lengths = distinct.select("th", pl.col(BYTES).cast(pl.Int64).alias("len_bytes"))
     tokens = sim.tokens
     replayed_raw: pl.DataFrame | None = None
     variants: list[tuple[str, tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]] = [("raw", (requests, raw, lengths))]
@@ -246,7 +263,11 @@ def _simulate(work: pl.DataFrame, opts: CachingOptions) -> Simulation:
         )
         if variant == "raw":
             replayed_raw = per_req.join(replayed.select("req", "shared_bytes"), on="req", how="left")
-            masked = _masked_inputs(distinct, requests, raw, replayed_raw, opts) if opts.detect_busters else None
+            masked = (
+                _masked_inputs(distinct, requests, raw, replayed_raw, opts)
+                if opts.detect_busters and masked_cols
+                else None
+            )
             if masked is not None:
                 variants.append(("masked", masked))
     if "masked" in sim.blocks:  # requests outside the scopes a volatile span touches: masked = as logged
@@ -257,9 +278,14 @@ def _simulate(work: pl.DataFrame, opts: CachingOptions) -> Simulation:
     return sim
 
 
-def _keyed(keys: pl.DataFrame, text_hashes: pl.Series) -> pl.DataFrame:
-    """chain_keys rows addressed by text hash (`th`) instead of position."""
-    return keys.with_columns(text_hashes.gather(keys["text_idx"]).alias("th")).drop("text_idx")
+def _exploded(distinct: pl.DataFrame, keys: str, size: str, block_bytes: int) -> pl.DataFrame:
+    """One row per (text, block): th, block, end_byte, key (what prefix.chain_keys gives for the text)."""
+    rows = distinct.select("th", pl.col(keys).alias("key"), pl.col(size).cast(pl.Int64).alias("size")).filter(
+        pl.col("key").list.len() > 0
+    )
+    exploded = rows.explode("key").with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("th").alias("block"))
+    end = pl.min_horizontal((pl.col("block").cast(pl.Int64) + 1) * block_bytes, pl.col("size"))
+    return exploded.select("th", "block", end.alias("end_byte"), "key")
 
 
 def _masked_inputs(
@@ -268,38 +294,31 @@ def _masked_inputs(
     """Requests, keys and lengths for the replay with volatile spans masked.
 
     A volatile span that breaks a prefix sits where the prefix stops being shared, so only prompts with a
-    volatile match in the window around their divergence point are masked, and only the cache scopes that
-    hold such a prompt are replayed again (elsewhere the masked replay equals the logged one).
+    volatile match in the window around their divergence point are masked (WINDOW holds that test for every
+    possible divergence point), and only the cache scopes that hold such a prompt are replayed again
+    (elsewhere the masked replay equals the logged one).
     """
     divergence = raw_shared.group_by("th").agg(pl.col("shared_bytes").fill_null(0).max())
-    shared = pl.col("shared_bytes").fill_null(0)
-    window = distinct.join(divergence, on="th", how="left").select(
-        "th",
-        "prompt_text",
-        (
-            has_volatile(divergence_window(pl.col("prompt_text"), shared, opts.block_bytes))
-            | diverges_in_tools(pl.col("prompt_text"), shared)
-        ).alias("candidate"),
+    at = (pl.col("shared_bytes").fill_null(0) + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k*B, size)
+    changed = (
+        distinct.filter(pl.col(MASKED_KEYS).is_not_null())
+        .join(divergence, on="th", how="left")
+        .filter(pl.col(WINDOW).list.get(at, null_on_oob=True).fill_null(False))
     )
-    candidates = window.filter(pl.col("candidate"))
-    if candidates.height == 0:
+    if changed.height == 0:
         return None
-    masked = mask_volatile(candidates["prompt_text"])
-    changed = (masked != candidates["prompt_text"]).fill_null(False)
-    if not changed.any():
-        return None
-    changed_th = candidates["th"].filter(changed)
+    changed_th = changed["th"]
     scopes = requests.filter(pl.col("th").is_in(changed_th.implode()))["scope"].unique()
     scoped = requests.filter(pl.col("scope").is_in(scopes.implode()))
     needed = scoped["th"].unique()
     unchanged_keys = raw.filter(pl.col("th").is_in(needed.implode()) & ~pl.col("th").is_in(changed_th.implode()))
-    changed_keys = _keyed(chain_keys(masked.filter(changed), opts.block_bytes), changed_th)
+    changed_keys = _exploded(changed, MASKED_KEYS, MASKED_BYTES, opts.block_bytes)
     masked_lengths = pl.concat(
         [
             distinct.filter(~pl.col("th").is_in(changed_th.implode())).select(
-                "th", pl.col("prompt_text").str.len_bytes().alias("len_bytes")
+                "th", pl.col(BYTES).cast(pl.Int64).alias("len_bytes")
             ),
-            pl.DataFrame({"th": changed_th, "len_bytes": masked.filter(changed).str.len_bytes()}),
+            changed.select("th", pl.col(MASKED_BYTES).cast(pl.Int64).alias("len_bytes")),
         ]
     )
     return scoped, pl.concat([unchanged_keys, changed_keys]), masked_lengths
@@ -393,10 +412,41 @@ class PromptCachingLever:
         CachingOptions.parse(dict(options))
 
     def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
-        return pl.DataFrame()
+        """Chain keys of each prompt (and of its masked form where masking changes it), its byte length, a head
+        for the LA101 example and the LA102 span evidence: the replay needs nothing else of the text.
+
+        Keys are kept for every block, not only some: the LA103 padding test reads the shared prefix at any
+        length (no minimum, granularity 1) and whether any block at all was hit, and Anthropic caches at token
+        granularity above the minimum, so every block end can change a result.
+        """
+        opts = CachingOptions.parse(dict(options or {}))
+        text = chunk["prompt_text"]
+        head = text.str.slice(0, HEAD_CHARS)
+        rebuilt = (pl.lit("[system]\n") + chunk["system_text"]).str.slice(0, HEAD_CHARS)
+        columns = [
+            chain_key_lists(text, opts.block_bytes).alias(KEYS),
+            text.str.len_bytes().cast(pl.UInt32).alias(BYTES),
+            shared_strings(pl.select(pl.when(head == rebuilt).then(None).otherwise(head)).to_series()).alias(HEAD),
+        ]
+        out = pl.DataFrame(columns)
+        if opts.detect_busters:
+            masked = masked_features(text, opts.block_bytes)
+            out = out.with_columns(
+                masked["masked_keys"].alias(MASKED_KEYS),
+                masked["masked_bytes"].cast(pl.UInt32).alias(MASKED_BYTES),
+                masked["window"].alias(WINDOW),
+                masked["span"].alias(SPAN),
+            )
+        return out
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = CachingOptions.parse(dict(ctx.options or {}))
+        frame = ensure_reduced(frame, self, ctx.options or {})
+        # Every filter, join and partition below copies the rows it keeps: leave the heads and other levers'
+        # features behind (system_text stays: it rebuilds the LA101 example head).
+        frame = frame.drop(
+            [c for c in frame.columns if c in _UNUSED or (c.startswith("_") and not c.startswith(f"_{LEVER_ID}_"))]
+        )
         work, rules = _prepare(frame, ctx, opts)
         result = LeverResult(
             lever_id=self.id,
@@ -481,7 +531,7 @@ def _units(work: pl.DataFrame, rules: dict[str, UnitRules]) -> dict[str, Unit]:
         pl.col("feature").first(),
         pl.col("billing_scope").first(),
         pl.len().alias("requests"),
-        pl.col("prompt_text").is_not_null().sum().alias("text_requests"),
+        HAS_TEXT.sum().alias("text_requests"),
         pl.col("cur").sum().alias("cost"),
         pl.col("input_tokens").sum(),
         pl.col("cache_read_tokens").sum(),
@@ -689,7 +739,7 @@ def _measured(work: pl.DataFrame, units: dict[str, Unit]) -> Measured:
     for unit in units.values():
         per_unit.setdefault(unit.key, {}).update(_ttl_gaps(base.filter(pl.col("unit") == unit.key), unit))
     # Only rows without prompt text take the measured counterfactual; text rows are simulated.
-    token_only = base.filter(pl.col("prompt_text").is_null() & (pl.col("wasted") > 0))
+    token_only = base.filter(~HAS_TEXT & (pl.col("wasted") > 0))
     cf = counterfactual_frame(token_only["row_id"], token_only["cur"] - token_only["wasted"])
     return Measured(counterfactual=cf, per_unit=per_unit)
 
@@ -924,11 +974,11 @@ def _not_cached_finding(
 
 
 def _example_prefix(reused: pl.DataFrame, sim: Simulation, variant: str) -> str:
-    if reused.height == 0 or sim.texts is None:
+    if reused.height == 0 or sim.evidence is None:
         return ""
     req = reused.sort(f"{variant}_shared", descending=True)["req"][0]
-    text = sim.texts.filter(pl.col("req") == req)["prompt_text"][0]
-    return excerpt(text)
+    head = sim.evidence.filter(pl.col("req") == req)["head"][0]
+    return excerpt(head)
 
 
 def _buster_finding(
@@ -942,23 +992,11 @@ def _buster_finding(
         "prefix_tokens_if_fixed_median": int(_median(gained.filter(pl.col("gain") > 0)["masked_shared"])),
         "prefix_tokens_as_logged_median": int(_median(gained.filter(pl.col("gain") > 0)["raw_shared"])),
     }
-    span = _locate_buster(sim, int(gained["req"][0]))
+    span = _buster_span(sim, int(gained["req"][0]))
     where = "near the start of the prompt"
     if span is not None:
-        text, ratio, found = span
-        masked_line = found.line_text.replace(found.value, f"<{found.kind}>") if found.value else found.line_text
-        extra.update(
-            {
-                "volatile_kind": found.kind,
-                "segment": found.segment,
-                "line": found.line,
-                "line_in_segment": _line_in_segment(text, found.char_offset),
-                "char_offset": found.char_offset,
-                "token_offset": int(found.byte_offset * ratio),
-                "example": excerpt(masked_line),
-            }
-        )
-        where = f"in the {found.segment or 'prompt'} block, line {extra['line_in_segment']} ({found.kind})"
+        extra.update(span)
+        where = f"in the {span['segment'] or 'prompt'} block, line {span['line_in_segment']} ({span['volatile_kind']})"
     return (
         "LA102",
         savings,
@@ -969,39 +1007,25 @@ def _buster_finding(
     )
 
 
-def _locate_buster(sim: Simulation, req: int) -> tuple[str, float, Any] | None:
-    """A request whose masked prefix is shared, a partner sharing it, and the first volatile span between them."""
-    if sim.texts is None or "masked" not in sim.blocks:
+def _buster_span(sim: Simulation, req: int) -> dict[str, Any] | None:
+    """Evidence of the volatile span of a request whose masked prefix is shared (features: its first span)."""
+    if sim.evidence is None:
         return None
-    blocks = sim.blocks["masked"]
-    own = blocks.filter(pl.col("req") == req).sort("block")
-    if own.height == 0:
+    row = sim.evidence.filter(pl.col("req") == req).join(sim.tokens.select("req", "input_tokens"), on="req")
+    if row.height == 0 or row["span"][0] is None:
         return None
-    texts = sim.texts
-    text = texts.filter(pl.col("req") == req)["prompt_text"][0]
-    # the deepest block of this request that another request shares, and who shares it
-    partners = blocks.join(own.select("scope", "key", pl.col("block").alias("own_block")), on=["scope", "key"]).filter(
-        pl.col("req") != req
-    )
-    if partners.height == 0:
-        return None
-    for partner in partners.sort("own_block", descending=True)["req"].unique(maintain_order=True).head(20).to_list():
-        other = texts.filter(pl.col("req") == partner)["prompt_text"][0]
-        if other == text:
-            continue
-        found = find_volatile_span(text, other)
-        if found is not None:
-            ratio = len(text.encode()) and sim.tokens.filter(pl.col("req") == req)["input_tokens"][0] / len(
-                text.encode()
-            )
-            return text, float(ratio), found
-    return None
-
-
-def _line_in_segment(text: str, offset: int) -> int:
-    marker = max(text.rfind("\n[", 0, offset), -1)
-    start = text.find("\n", marker + 1) + 1 if marker >= 0 or text.startswith("[") else 0
-    return text.count("\n", start, offset) + 1
+    kind, segment, line, line_in_segment, char_offset, byte_offset, line_text = row["span"][0].split(SPAN_SEP, 6)
+    size = int(row["bytes"][0] or 0)
+    ratio = row["input_tokens"][0] / size if size else 0.0
+    return {
+        "volatile_kind": kind,
+        "segment": segment,
+        "line": int(line),
+        "line_in_segment": int(line_in_segment),
+        "char_offset": int(char_offset),
+        "token_offset": int(int(byte_offset) * ratio),
+        "example": excerpt(line_text),
+    }
 
 
 def _ttl_finding(
@@ -1109,7 +1133,7 @@ def _measured_findings(unit: Unit, m: dict[str, Any], evidence: dict[str, Any], 
 
 def _text_gap(work: pl.DataFrame, units: dict[str, Unit]) -> tuple[list[Gap], list[Finding]]:
     """LA801: requests of cacheable models logged without prompt text; at stake = their input if fully cached."""
-    missing = work.filter(pl.col("prompt_text").is_null())
+    missing = work.filter(~HAS_TEXT)
     if missing.height == 0:
         return [], []
     at_stake = float(missing.select((-pl.col("input_tokens") * pl.col("d_read")).sum()).item() or 0.0)

@@ -222,3 +222,192 @@ def _common_prefix_len(a: str, b: str) -> int:
 def _segment_at(text: str, offset: int) -> str:
     markers = list(re.finditer(r"(?m)^\[([a-z_]+)\]$", text[: offset + 1]))
     return markers[-1].group(1) if markers else ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-request features (auditor.reduce): what the lever keeps of a prompt once its text is cut
+
+HEAD_CHARS = 300  # prompt head kept for the LA101 example excerpt (when the system text cannot rebuild it)
+SPAN_LINE_CHARS = 300  # the masked line kept as LA102 evidence
+SPAN_SEP = "\x1f"  # fields of the span evidence string: kind, segment, line, line in segment, char, byte, line text
+_NAMED_RE = "|".join(f"(?P<g{i}>{pattern})" for i, (_, pattern) in enumerate(VOLATILE_PATTERNS))
+
+
+def chain_key_lists(texts: pl.Series, block_bytes: int = DEFAULT_BLOCK_BYTES) -> pl.Series:
+    """Per text, its chain keys in block order (List[UInt64], the `key` column of chain_keys); null for null or
+    empty texts."""
+    keys = chain_keys(texts, block_bytes)
+    lists = keys.group_by("text_idx", maintain_order=True).agg("key")  # rows come in text, then block order
+    frame = pl.DataFrame({"text_idx": pl.int_range(texts.len(), dtype=pl.UInt32, eager=True)})
+    return frame.join(lists, on="text_idx", how="left", maintain_order="left")["key"]
+
+
+def shared_strings(values: pl.Series) -> pl.Series:
+    """The column with each distinct value stored once (a join on the distinct values): a few thousand distinct
+    heads or evidence lines over many rows cost their bytes once."""
+    distinct = values.drop_nulls().unique(maintain_order=True)
+    table = pl.DataFrame({"v": distinct}).with_columns(pl.concat_str([pl.col("v"), pl.lit("")]).alias("shared"))
+    return values.to_frame("v").join(table, on="v", how="left", maintain_order="left")["shared"].alias(values.name)
+
+
+def masked_features(texts: pl.Series, block_bytes: int) -> pl.DataFrame:
+    """For prompts that mask_volatile changes (null elsewhere): `masked_keys` (chain keys of the masked text),
+    `masked_bytes`, `window` (per possible shared prefix k = 0..blocks, ending at min(k * block, size) bytes:
+    whether the lever's buster test fires there: a volatile span around that point, or a prefix ending inside the
+    tools block) and `span` (evidence of the first volatile span, SPAN_SEP-separated)."""
+    text = texts.cast(pl.String)
+    maybe = _may_be_volatile(text.str.slice(0, MASK_HEAD_CHARS)) | text.str.starts_with("[tools]\n")
+    idx = pl.arg_where(maybe.fill_null(False), eager=True)
+    sub = text.gather(idx)
+    masked = mask_volatile(sub)
+    changed = (masked != sub).fill_null(False)
+    idx, sub, masked = idx.filter(changed), sub.filter(changed), masked.filter(changed)
+    out = pl.DataFrame(
+        {
+            "masked_keys": chain_key_lists(masked, block_bytes),
+            "masked_bytes": masked.str.len_bytes(),
+            "window": _window_flags(sub, block_bytes),
+            "span": _first_spans(sub),
+        }
+    )
+    out = out.with_columns(shared_strings(out["span"]))
+    full = pl.DataFrame({"i": pl.int_range(texts.len(), dtype=pl.UInt32, eager=True)})
+    placed = out.with_columns(idx.cast(pl.UInt32).alias("i"))
+    return full.join(placed, on="i", how="left", maintain_order="left").drop("i")
+
+
+# A superset of _VOLATILE_RE that the regex engine runs ~2x faster: no word boundaries, ASCII digits, plus any
+# other decimal digit (Unicode \d) anywhere. Only prompts it matches are masked.
+_GATE_RE = "(?-u)" + _VOLATILE_RE.replace(r"\b", "")
+
+
+def _may_be_volatile(head: pl.Series) -> pl.Series:
+    return head.str.contains(_GATE_RE) | head.str.contains(r"[\p{Nd}&&[^0-9]]")
+
+
+def _window_flags(texts: pl.Series, block_bytes: int) -> pl.Series:
+    frame = pl.DataFrame({"text": texts}).with_row_index("r")
+    size = pl.col("text").str.len_bytes().cast(pl.Int64)
+    exploded = frame.with_columns(
+        pl.int_ranges(0, (size + block_bytes - 1) // block_bytes + 1, dtype=pl.Int64).alias("k")
+    ).explode("k")
+    shared = pl.min_horizontal(pl.col("k") * block_bytes, size)
+    flags = exploded.select(
+        "r",
+        "k",
+        (
+            has_volatile(divergence_window(pl.col("text"), shared, block_bytes))
+            | diverges_in_tools(pl.col("text"), shared)
+        ).alias("flag"),
+    )
+    lists = flags.group_by("r", maintain_order=True).agg(pl.col("flag").sort_by("k"))
+    return frame.select("r").join(lists, on="r", how="left", maintain_order="left")["flag"].alias("window")
+
+
+def _first_spans(texts: pl.Series) -> pl.Series:
+    """Evidence of the first volatile span (or reordered tools JSON) of each text, as find_volatile_span
+    describes the span where two prompts diverge; the prompt's own first span stands for its partner's
+    divergence point (they share the masked prefix, so they differ first at a volatile span)."""
+    kinds = [name for name, _ in VOLATILE_PATTERNS]
+    head = texts.str.slice(0, MASK_HEAD_CHARS)
+    found = pl.DataFrame({"text": texts, "head": head}).with_columns(
+        pl.col("head").str.find(_VOLATILE_RE).cast(pl.Int64).alias("vol_byte"),
+        pl.col("head").str.extract_groups(_NAMED_RE).alias("groups"),
+        _tools_divergence(texts).alias("tools_byte"),
+    )
+    kind = pl.lit(None, dtype=pl.String)
+    value = pl.lit(None, dtype=pl.String)
+    for i in reversed(range(len(kinds))):
+        group = pl.col("groups").struct.field(f"g{i}")
+        kind = pl.when(group.is_not_null()).then(pl.lit(kinds[i])).otherwise(kind)
+        value = pl.when(group.is_not_null()).then(group).otherwise(value)
+    use_tools = pl.col("tools_byte").is_not_null() & (
+        pl.col("vol_byte").is_null() | (pl.col("tools_byte") < pl.col("vol_byte"))
+    )
+    raw = pl.col("text").cast(pl.Binary)
+    spans = found.with_columns(
+        pl.when(use_tools).then(pl.lit("json-order")).otherwise(kind).alias("kind"),
+        pl.when(use_tools).then(pl.col("tools_byte")).otherwise(pl.col("vol_byte")).alias("byte"),
+    ).with_columns(
+        pl.when(use_tools)
+        .then(raw.bin.slice(pl.col("byte"), 64).cast(pl.String, strict=False).str.slice(0, 16))
+        .otherwise(value)
+        .alias("value"),
+        raw.bin.slice(0, pl.col("byte")).cast(pl.String).alias("pre"),
+        raw.bin.slice(pl.col("byte")).cast(pl.String).str.extract(r"^([^\n]*)").alias("rest"),
+    )
+    described = _describe_prefixes(spans["pre"])
+    spans = spans.join(described, on="pre", how="left", maintain_order="left")
+    # the span's value masked where it starts (polars replaces only fixed patterns; a second copy of the same
+    # value on the line is left as it is)
+    masked_line = pl.concat_str(
+        pl.col("line_head"),
+        pl.lit("<"),
+        pl.col("kind"),
+        pl.lit(">"),
+        pl.col("rest").str.slice(pl.col("value").str.len_chars()),
+    ).str.slice(0, SPAN_LINE_CHARS)
+    return (
+        spans.select(
+            pl.when(pl.col("byte").is_not_null()).then(
+                pl.concat_str(
+                    [
+                        pl.col("kind"),
+                        pl.col("segment"),
+                        pl.col("line").cast(pl.String),
+                        pl.col("line_in_segment").cast(pl.String),
+                        pl.col("pre").str.len_chars().cast(pl.String),
+                        pl.col("byte").cast(pl.String),
+                        masked_line,
+                    ],
+                    separator=SPAN_SEP,
+                )
+            )
+        )
+        .to_series()
+        .alias("span")
+    )
+
+
+def _describe_prefixes(pre: pl.Series) -> pl.DataFrame:
+    """Per distinct text before a span: its line number, segment, line within the segment, start of its line."""
+    rows = []
+    for text in pre.drop_nulls().unique().to_list():
+        rows.append(
+            {
+                "pre": text,
+                "line": text.count("\n") + 1,
+                "segment": _segment_at(text, len(text)),
+                "line_in_segment": _line_in_segment(text, len(text)),
+                "line_head": text[text.rfind("\n") + 1 :],
+            }
+        )
+    schema = {
+        "pre": pl.String,
+        "line": pl.Int64,
+        "segment": pl.String,
+        "line_in_segment": pl.Int64,
+        "line_head": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _line_in_segment(text: str, offset: int) -> int:
+    """1-based line of `offset` within its "[role]" block."""
+    marker = max(text.rfind("\n[", 0, offset), -1)
+    start = text.find("\n", marker + 1) + 1 if marker >= 0 or text.startswith("[") else 0
+    return text.count("\n", start, offset) + 1
+
+
+def _tools_divergence(texts: pl.Series) -> pl.Series:
+    """Byte offset where the leading tools JSON first differs from its canonical form (null: no reordering)."""
+    tools = texts.str.extract(_TOOLS_RE, 1)
+    table = []
+    for raw in tools.drop_nulls().unique().to_list():
+        canonical = canonical_tools_json(raw)
+        if canonical != raw:
+            table.append(
+                {"tools": raw, "at": len(b"[tools]\n") + len(raw[: _common_prefix_len(raw, canonical)].encode())}
+            )
+    frame = pl.DataFrame(table, schema={"tools": pl.String, "at": pl.Int64})
+    return tools.to_frame("tools").join(frame, on="tools", how="left", maintain_order="left")["at"]
