@@ -12,8 +12,9 @@ import polars as pl
 
 from auditor.config import DEFAULT_ATTRIBUTION
 from auditor.ingest import canonical, fast
-from auditor.ingest.context import RecordContext, Row
-from auditor.ingest.detect import FINISHERS, FORMATS, PARSERS, detect, unknown_reason
+from auditor.ingest.collect import ChunkHook, Frames, parse_record
+from auditor.ingest.context import RecordContext
+from auditor.ingest.detect import FINISHERS, FORMATS, PARSERS
 from auditor.ingest.paths import expand_paths
 from auditor.ingest.reader import (
     PARQUET_MAGIC,
@@ -27,70 +28,6 @@ from auditor.ingest.reader import (
     read_parquet_rows,
 )
 from auditor.ingest.result import IngestResult, SkippedRecord
-from auditor.ingest.values import RecordError
-from auditor.schema import INGEST_SCHEMA, empty_frame, rows_to_frame
-
-CHUNK_ROWS = 20_000
-
-
-ChunkHook = Callable[[pl.DataFrame], pl.DataFrame]
-
-
-class _Frames:
-    """Rows -> frames of CHUNK_ROWS, so Python dicts never pile up for the whole input.
-
-    Each finished chunk (INGEST_SCHEMA) goes through `on_chunk` before it is kept: the scan filters it and cuts its
-    texts down there (auditor.reduce), so full texts never exist for more than one chunk at a time.
-    """
-
-    def __init__(self, on_chunk: ChunkHook | None = None) -> None:
-        self.rows: list[Row] = []
-        self.frames: list[pl.DataFrame] = []
-        self.pending: list[pl.DataFrame] = []  # fast-path frames not yet CHUNK_ROWS long
-        self.formats: Counter[str] = Counter()
-        self.on_chunk = on_chunk
-
-    def keep(self, frame: pl.DataFrame) -> None:
-        frame = frame.select(list(INGEST_SCHEMA))
-        self.frames.append(self.on_chunk(frame) if self.on_chunk is not None else frame)
-
-    def add(self, row: Row) -> None:
-        self.rows.append(row)
-        self.formats[row["source_format"]] += 1
-        if len(self.rows) >= CHUNK_ROWS:
-            self.flush()
-
-    def add_frame(self, frame: pl.DataFrame) -> None:
-        """Rows built as a frame (fast paths); kept in chunks of at least CHUNK_ROWS."""
-        if frame.is_empty():
-            return
-        self.pending.append(frame)
-        for name, count in frame["source_format"].value_counts().iter_rows():
-            self.formats[name] += count
-        if sum(f.height for f in self.pending) >= CHUNK_ROWS:
-            self.flush_frames()
-
-    def flush_frames(self) -> None:
-        if self.pending:
-            self.keep(pl.concat(self.pending, how="vertical") if len(self.pending) > 1 else self.pending[0])
-            self.pending = []
-
-    def flush(self) -> None:
-        if self.rows:
-            self.keep(rows_to_frame(self.rows))
-            self.rows = []
-        self.flush_frames()
-
-    @property
-    def rows_seen(self) -> int:
-        """Rows produced by the parsers, before `on_chunk` filters any."""
-        return sum(self.formats.values())
-
-    def frame(self) -> pl.DataFrame:
-        self.flush()
-        if not self.frames:
-            self.keep(empty_frame())
-        return pl.concat(self.frames, how="vertical", rechunk=False)
 
 
 def read_paths(
@@ -110,7 +47,7 @@ def read_paths(
     if input_format is not None and input_format not in PARSERS:
         raise ValueError(f"unknown input format {input_format!r}; known: {', '.join(sorted(FORMATS))}")
     files, skipped = expand_paths(paths)
-    frames = _Frames(on_chunk)
+    frames = Frames(on_chunk)
     ignored: Counter[str] = Counter()
     state: dict[str, Any] = {}
     attribution = attribution if attribution is not None else DEFAULT_ATTRIBUTION
@@ -122,7 +59,7 @@ def read_paths(
                 skipped.append(SkippedRecord(ctx.file, record.line, record.error or "unreadable"))
                 continue
             ctx.line = record.line
-            _parse(record.obj, ctx, input_format, frames, ignored, skipped)
+            parse_record(record.obj, ctx, input_format, frames, ignored, skipped)
     for finish in FINISHERS:
         rows, kinds = finish(state)
         for row in rows:
@@ -142,7 +79,7 @@ def read_paths(
 def _file_records(
     path: Path,
     ctx: RecordContext,
-    frames: _Frames,
+    frames: Frames,
     skipped: list[SkippedRecord],
     progress: Callable[[int], None] | None,
     plan: fast.Plan | None,
@@ -172,7 +109,7 @@ def _file_records(
 def _records(
     path: Path,
     ctx: RecordContext,
-    frames: _Frames,
+    frames: Frames,
     skipped: list[SkippedRecord],
     progress: Callable[[int], None] | None,
     *,
@@ -207,34 +144,3 @@ def _parquet_rows(path: Path, progress: Callable[[int], None] | None) -> Iterato
             yield record
     except (OSError, ValueError) as exc:
         yield Record(last + 1, error=f"Parquet data cannot be read from here on ({exc})")
-
-
-def _parse(
-    obj: Any,
-    ctx: RecordContext,
-    input_format: str | None,
-    frames: _Frames,
-    ignored: Counter[str],
-    skipped: list[SkippedRecord],
-) -> None:
-    if not isinstance(obj, dict):
-        skipped.append(SkippedRecord(ctx.file, ctx.line, f"expected a JSON object, got {type(obj).__name__}"))
-        return
-    name = input_format or detect(obj)
-    if name is None:
-        skipped.append(SkippedRecord(ctx.file, ctx.line, unknown_reason(obj)))
-        return
-    try:
-        parsed = PARSERS[name](obj, ctx)
-    except RecordError as exc:
-        skipped.append(SkippedRecord(ctx.file, ctx.line, f"{name}: {exc}"))
-        return
-    except (TypeError, AttributeError, KeyError, IndexError) as exc:
-        # A structure the parser did not expect (e.g. a list where an object belongs): user data, not a crash.
-        reason = f"{name}: unexpected structure ({type(exc).__name__}: {exc})"
-        skipped.append(SkippedRecord(ctx.file, ctx.line, reason))
-        return
-    if isinstance(parsed, dict):
-        frames.add(parsed)
-    elif isinstance(parsed, str):
-        ignored[parsed] += 1
