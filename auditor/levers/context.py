@@ -33,7 +33,8 @@ the prompt (uncached input first, by the same layout rule).
 Duplicated text (LA703). A line of at least `duplicate_min_chars` characters that occurs more than once in one
 `prompt_text`. The extra copies' share of the prompt's characters times its input tokens is removed (from the
 tail of the layout) in the expected and optimistic cases; the pessimistic case is 0, since repeating the
-instructions after a long context can be deliberate.
+instructions after a long context can be deliberate. The full prompt exists only at ingest (auditor.reduce), so
+`features` measures the copies there, once per distinct prompt of a chunk; `analyze` reads those features.
 
 A request belongs to at most one code, in the order LA701, LA703, LA702. Confidence `heuristic`: whether a
 shorter context keeps the answers as good is a quality assumption.
@@ -59,6 +60,7 @@ from auditor.levers.base import (
 )
 from auditor.levers.options import count, number, reject_unknown
 from auditor.redact import excerpt
+from auditor.reduce import HEAD_CHARS, ensure_reduced
 from auditor.report import Finding, Gap, usd
 
 LEVER_ID = "context_trimming"
@@ -68,6 +70,10 @@ _MONEY = pl.Decimal(38, 12)
 _CASES = ("expected", "low", "high")  # low = least savings (pessimistic), high = most savings (optimistic)
 _KEYS = ["session_id", "_feature", "_model"]
 _CACHE_CLASSES = ("cache_read_tokens", "cache_write_1h_tokens", "cache_write_5m_tokens")  # prompt order
+# Features (auditor.reduce), null when the prompt has no repeated line: characters of the extra copies, and the
+# first HEAD_CHARS characters of one repeated line (the evidence excerpt).
+DUP_CHARS = f"_{LEVER_ID}_dup_chars"
+DUP_TEXT = f"_{LEVER_ID}_dup_text"
 
 _FIXES = {
     "LA701": (
@@ -212,8 +218,9 @@ def _candidates(frame: pl.DataFrame) -> pl.DataFrame:
         "output_tokens",
         "reasoning_tokens",
         "messages_count",
-        "prompt_text",
-        "prompt_hash",
+        "prompt_chars",
+        pl.col(DUP_CHARS).alias("_dup_chars"),
+        pl.col(DUP_TEXT).alias("_dup_text"),
         "last_user_text",
         "request_id",
         "batch",
@@ -241,35 +248,51 @@ def _conversation_ids(rows: pl.DataFrame) -> pl.DataFrame:
     return ordered.with_columns((~same.fill_null(False)).cum_sum().alias("_g"))
 
 
+def _earlier(expr: pl.Expr, k: int) -> pl.Expr:
+    """`expr` k rows earlier in the same conversation, else null: `expr.shift(k).over("_g")` without a window
+    (rows are sorted by conversation, so the row k back is in it exactly when it has the same `_g`)."""
+    return pl.when(pl.col("_g").shift(k) == pl.col("_g")).then(expr.shift(k))
+
+
 def conversations(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
     """Rows of conversations in turn order, with `_turn`, `_append`, `_resent` (the conversation resends its
     history) and, per case, `_removed_<case>` (history tokens outside the window) and `_start` (input_1)."""
     sessions = _conversation_ids(rows)
     inp = pl.col("input_tokens")
     visible = (pl.col("output_tokens") - pl.col("reasoning_tokens").fill_null(0)).clip(0)
-    growth = inp - inp.shift(1).over("_g")
-    msgs, prev_msgs = pl.col("messages_count"), pl.col("messages_count").shift(1).over("_g")
+    growth = inp - _earlier(inp, 1)
+    msgs, prev_msgs = pl.col("messages_count"), _earlier(pl.col("messages_count"), 1)
     append = (
         (growth > 0)
-        & (growth >= opts.min_growth_share * visible.shift(1).over("_g").fill_null(0))
+        & (growth >= opts.min_growth_share * _earlier(visible, 1).fill_null(0))
         & (msgs.is_null() | prev_msgs.is_null() | (msgs > prev_msgs))
     ).fill_null(False)
+    # Per-conversation counts from the first and last row of each run of `_g` (fills, not windows: faster).
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    first = (pl.col("_g") != pl.col("_g").shift(1)).fill_null(True)
+    last = (pl.col("_g") != pl.col("_g").shift(-1)).fill_null(True)
+    appended = pl.col("_append").cast(pl.Int64).cum_sum()
     sessions = sessions.with_columns(
-        (pl.int_range(pl.len(), dtype=pl.Int64).over("_g") + 1).alias("_turn"),
-        pl.len().over("_g").cast(pl.Int64).alias("_turns"),
         append.alias("_append"),
-        inp.first().over("_g").alias("_first_input"),
+        pl.when(first).then(index).forward_fill().alias("_i0"),
+        pl.when(last).then(index).backward_fill().alias("_i1"),
+        pl.when(first).then(inp).forward_fill().alias("_first_input"),  # input_tokens is never null here
+    ).with_columns(
+        (index - pl.col("_i0") + 1).alias("_turn"),
+        (pl.col("_i1") - pl.col("_i0") + 1).alias("_turns"),
+        (
+            pl.when(last).then(appended).backward_fill()
+            - pl.when(first).then(appended - pl.col("_append").cast(pl.Int64)).forward_fill()
+        ).alias("_appends"),
     )
     steps = (pl.col("_turns") - 1).clip(1)
     sessions = sessions.with_columns(
-        (
-            (pl.col("_turns") >= opts.min_turns) & (pl.col("_append").sum().over("_g") >= opts.min_append_share * steps)
-        ).alias("_resent"),
+        ((pl.col("_turns") >= opts.min_turns) & (pl.col("_appends") >= opts.min_append_share * steps)).alias("_resent"),
         (pl.col("_first_input") + opts.summary_tokens).alias("_start"),
-    )
+    ).drop("_i0", "_i1", "_appends")
     for case in _CASES:
         k = opts.window(case)
-        history = (pl.min_horizontal(inp.shift(k).over("_g"), inp) - pl.col("_first_input")).clip(0)
+        history = (pl.min_horizontal(_earlier(inp, k), inp) - pl.col("_first_input")).clip(0)
         removed = (history - opts.summary_tokens).clip(0)
         eligible = pl.col("_resent") & pl.col("_append") & (pl.col("_turn") >= k + 2)
         sessions = sessions.with_columns(
@@ -310,40 +333,49 @@ def oversized(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
     )
 
 
-def duplicated(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
-    """LA703 candidates: row_id, `_dup_chars` (characters of the extra copies), `_dup_text` (one repeated line).
+def duplicate_features(chunk: pl.DataFrame, min_chars: int) -> pl.DataFrame:
+    """LA703 features of a chunk with full texts: DUP_CHARS (characters of the extra copies of every line of at
+    least `min_chars` characters that occurs more than once in the prompt) and DUP_TEXT (the head of the smallest
+    such line), null when the prompt has none; same height and order as `chunk`.
 
-    Each distinct prompt (by its fingerprint, so no join on the long text itself) is scanned once, split into
-    lines, and only long lines are grouped.
+    Each distinct prompt of the chunk (by a 64-bit hash of its text) is split into lines once; lines are grouped by
+    their hash, and only the few (prompt, hash) pairs seen twice are compared on the text itself, so a collision
+    cannot invent a duplicate.
     """
-    # rows without a logged fingerprint get one from their text (only for grouping inside this run)
-    fingerprint = pl.coalesce("prompt_hash", pl.col("prompt_text").hash().cast(pl.String)).alias("prompt_hash")
-    texts = rows.filter(pl.col("prompt_text").str.len_chars() >= 2 * opts.duplicate_min_chars).select(
-        "row_id", fingerprint, "prompt_text"
-    )
+    schema = {DUP_CHARS: pl.Int64(), DUP_TEXT: pl.String()}
+    text = pl.col("prompt_text")
+    # two lines of min_chars characters need at least 2 * min_chars bytes: shorter prompts are not split
+    keyed = chunk.select(pl.when(text.str.len_bytes() >= 2 * min_chars).then(text.hash()).alias("_fp"), text)
+    distinct = keyed.filter(pl.col("_fp").is_not_null()).unique("_fp", keep="any")
     lines = (
-        texts.unique("prompt_hash", keep="first", maintain_order=True)
-        .select("prompt_hash", pl.col("prompt_text").str.split("\n").alias("_line"))
+        distinct.select("_fp", text.str.split("\n").alias("_line"))
         .explode("_line")
-        .filter(pl.col("_line").str.len_chars() >= opts.duplicate_min_chars)
+        .filter(pl.col("_line").str.len_bytes() >= min_chars)  # bytes >= characters: a cheap bound first
+        .with_columns(pl.col("_line").hash().alias("_h"))
     )
+    twice = lines.group_by("_fp", "_h").agg(pl.len().alias("_n")).filter(pl.col("_n") >= 2).drop("_n")
+    # Equal lines have equal lengths, so the exact character threshold can wait until the few repeated ones.
     repeated = (
-        lines.group_by("prompt_hash", "_line")
+        lines.join(twice, on=["_fp", "_h"], how="semi")
+        .filter(pl.col("_line").str.len_chars() >= min_chars)
+        .group_by("_fp", "_line")
         .agg(pl.len().alias("_copies"))
         .filter(pl.col("_copies") >= 2)
-        .group_by("prompt_hash")
+        .group_by("_fp")
         .agg(
-            ((pl.col("_copies") - 1) * pl.col("_line").str.len_chars()).sum().cast(pl.Int64).alias("_dup_chars"),
-            pl.col("_line").sort().first().alias("_dup_text"),
+            ((pl.col("_copies") - 1) * pl.col("_line").str.len_chars()).sum().cast(pl.Int64).alias(DUP_CHARS),
+            pl.col("_line").min(),
         )
     )
     if repeated.height == 0:
-        return pl.DataFrame(schema={"row_id": pl.Int64, "_dup_chars": pl.Int64, "_dup_text": pl.String})
-    return (
-        texts.select("row_id", "prompt_hash")
-        .join(repeated, on="prompt_hash", how="inner")
-        .select("row_id", "_dup_chars", "_dup_text")
+        return pl.DataFrame(schema=schema).clear(chunk.height)  # all null
+    # One head per distinct repeated line (many prompts often repeat the same one); joins share it, and
+    # concat_str copies it, where a plain slice would keep the whole line alive.
+    heads = repeated.select(pl.col("_line").unique()).with_columns(
+        pl.concat_str(pl.col("_line").str.slice(0, HEAD_CHARS), pl.lit("")).alias(DUP_TEXT)
     )
+    repeated = repeated.join(heads, on="_line", how="left").drop("_line")
+    return keyed.select("_fp").join(repeated, on="_fp", how="left", maintain_order="left").select(*schema)
 
 
 # ---------------------------------------------------------------------------------------------- findings
@@ -368,10 +400,11 @@ class ContextLever:
         ContextOptions.parse(dict(options))
 
     def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
-        return pl.DataFrame()
+        return duplicate_features(chunk, ContextOptions.parse(dict(options)).duplicate_min_chars)
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = ContextOptions.parse(ctx.options)
+        frame = ensure_reduced(frame, self, ctx.options)
         privacy = getattr(ctx.config, "privacy", None) or {}
         self.full_text = bool(privacy.get("show_full_text", False))
         result = LeverResult(
@@ -406,7 +439,7 @@ class ContextLever:
         resent = self._price_cases(resent, ctx, {c: f"_removed_{c}" for c in _CASES})
 
         rest = rows.filter(~pl.col("row_id").is_in(convo.filter(pl.col("_resent"))["row_id"].implode()))
-        dups = self._duplicates(rest, ctx, opts)
+        dups = self._duplicates(rest, ctx)
         big = oversized(rest.filter(~pl.col("row_id").is_in(dups["row_id"].implode())), opts)
         big = big.with_columns(pl.lit(0, dtype=pl.Int64).alias("_zero"))
         big = self._price_cases(big, ctx, {"expected": "_zero", "low": "_zero", "high": "_removed_high"})
@@ -445,12 +478,11 @@ class ContextLever:
             pl.min_horizontal("_after_high", "_after_expected").alias("_after_high"),
         )
 
-    def _duplicates(self, rest: pl.DataFrame, ctx: LeverContext, opts: ContextOptions) -> pl.DataFrame:
-        found = duplicated(rest, opts)
-        rows = rest.join(found, on="row_id", how="inner")
+    def _duplicates(self, rest: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
+        rows = rest.filter(pl.col("_dup_chars").is_not_null())
         # The copies' share of the prompt's characters, in tokens; taken from the end of the layout.
         rows = rows.with_columns(
-            (pl.col("input_tokens") * pl.col("_dup_chars") / pl.col("prompt_text").str.len_chars())
+            (pl.col("input_tokens") * pl.col("_dup_chars") / pl.col("prompt_chars"))
             .floor()
             .cast(pl.Int64)
             .clip(0, pl.col("input_tokens"))
