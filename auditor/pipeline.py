@@ -96,18 +96,34 @@ def lever_contexts(options: ScanOptions, prices: PriceBook) -> list[tuple[Lever,
     ]
 
 
-def chunk_reducer(
-    options: ScanOptions, levers: list[tuple[Lever, LeverContext]]
-) -> Callable[[pl.DataFrame], pl.DataFrame]:
+class ChunkReducer:
     """What ingest does with each chunk: filter, estimate missing tokens (needs the texts), derive every lever's
-    features, cut the texts down (auditor.reduce). Only the reduced chunks are kept."""
-    with_options = [(lever, ctx.options) for lever, ctx in levers]
+    features, cut the texts down (auditor.reduce). Only the reduced chunks are kept.
 
-    def reduce(chunk: pl.DataFrame) -> pl.DataFrame:
-        chunk = fill_missing_tokens(filter_chunk(chunk, options))
-        return chunk if options.keep_texts else reduce_chunk(chunk, with_options)
+    A picklable object (lever ids, not lever objects) because ingest worker processes run it too.
+    """
 
-    return reduce
+    def __init__(self, options: ScanOptions, lever_options: list[tuple[str, dict[str, Any]]]) -> None:
+        self.options = options
+        self.lever_options = lever_options
+        self._levers: list[tuple[Lever, dict[str, Any]]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"options": self.options, "lever_options": self.lever_options, "_levers": None}
+
+    def __call__(self, chunk: pl.DataFrame) -> pl.DataFrame:
+        chunk = fill_missing_tokens(filter_chunk(chunk, self.options))
+        return chunk if self.options.keep_texts else reduce_chunk(chunk, self.levers())
+
+    def levers(self) -> list[tuple[Lever, dict[str, Any]]]:
+        if self._levers is None:
+            by_id = {lever.id: lever for lever in available_levers()}
+            self._levers = [(by_id[lever_id], options) for lever_id, options in self.lever_options]
+        return self._levers
+
+
+def chunk_reducer(options: ScanOptions, levers: list[tuple[Lever, LeverContext]]) -> ChunkReducer:
+    return ChunkReducer(options, [(lever.id, ctx.options) for lever, ctx in levers])
 
 
 def prepare_frame(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> pl.DataFrame:

@@ -44,6 +44,11 @@ class Frames:
         if len(self.rows) >= CHUNK_ROWS:
             self.flush()
 
+    def add_kept(self, kept: list[pl.DataFrame], formats: Counter[str]) -> None:
+        """Chunks that already went through on_chunk elsewhere (a worker process), with their row counts."""
+        self.frames.extend(kept)
+        self.formats.update(formats)
+
     def add_frame(self, frame: pl.DataFrame) -> None:
         """Rows built as a frame (fast paths); kept in chunks of at least CHUNK_ROWS."""
         if frame.is_empty():

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from auditor.config import DEFAULT_ATTRIBUTION
-from auditor.ingest import canonical, fast
+from auditor.ingest import canonical, fast, parallel
 from auditor.ingest.collect import ChunkHook, Frames, parse_record
 from auditor.ingest.context import RecordContext
 from auditor.ingest.detect import FINISHERS, FORMATS, PARSERS
@@ -37,12 +38,15 @@ def read_paths(
     attribution: Mapping[str, Sequence[str]] | None = None,
     progress: Callable[[int], None] | None = None,
     on_chunk: ChunkHook | None = None,
+    workers: int | None = None,
 ) -> IngestResult:
     """Read every log file under `paths` into the canonical frame; bad input is skipped and reported, not raised.
 
     `input_format` forces one source format for every record (see FORMATS); ValueError if it is unknown.
     `progress` receives the number of (on-disk) bytes read since its last call. `on_chunk` maps every chunk of
     INGEST_SCHEMA rows to what is kept of it (same columns in every chunk); without it the frame is INGEST_SCHEMA.
+    Big JSONL files are parsed by `workers` processes (default: one per core; parallel.py), which needs a
+    picklable `on_chunk`.
     """
     if input_format is not None and input_format not in PARSERS:
         raise ValueError(f"unknown input format {input_format!r}; known: {', '.join(sorted(FORMATS))}")
@@ -52,14 +56,25 @@ def read_paths(
     state: dict[str, Any] = {}
     attribution = attribution if attribution is not None else DEFAULT_ATTRIBUTION
     plan = fast.plan_for(attribution) if input_format in (None, "envelope") else None
-    for path in files:
-        ctx = RecordContext(file=str(path), line=0, attribution=attribution, state=state)
-        for record in _file_records(path, ctx, frames, skipped, progress, plan):
-            if record.error is not None or record.line is None:
-                skipped.append(SkippedRecord(ctx.file, record.line, record.error or "unreadable"))
+    workers = parallel.worker_count() if workers is None else workers
+    big = sum(_size(path) for path in files) >= parallel.MIN_BYTES
+    reader = parallel.ParallelReader(workers, input_format, attribution, on_chunk) if workers > 1 and big else None
+    with reader if reader is not None else nullcontext():
+        for path in files:
+            results = reader.read_file(path, progress) if reader is not None and plan is None else None
+            if results is not None:
+                for result in results:
+                    frames.add_kept(result.frames, result.formats)
+                    skipped.extend(result.skipped)
+                    ignored.update(result.ignored)
                 continue
-            ctx.line = record.line
-            parse_record(record.obj, ctx, input_format, frames, ignored, skipped)
+            ctx = RecordContext(file=str(path), line=0, attribution=attribution, state=state)
+            for record in _file_records(path, ctx, frames, skipped, progress, plan):
+                if record.error is not None or record.line is None:
+                    skipped.append(SkippedRecord(ctx.file, record.line, record.error or "unreadable"))
+                    continue
+                ctx.line = record.line
+                parse_record(record.obj, ctx, input_format, frames, ignored, skipped)
     for finish in FINISHERS:
         rows, kinds = finish(state)
         for row in rows:
@@ -74,6 +89,13 @@ def read_paths(
         formats=dict(sorted(frames.formats.items())),
         ignored=dict(sorted(ignored.items())),
     )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _file_records(
