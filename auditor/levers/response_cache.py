@@ -17,6 +17,9 @@ LA602 (near-duplicates): same model, system prompt and conversation length, and 
 lower-cased with punctuation and whitespace collapsed, but a different prompt fingerprint, within the TTL.
 Report-only (savings 0): a normalised cache key catches the trivial variants; anything looser is a semantic
 cache that needs embeddings and a false-hit budget.
+
+Questions and answers are compared on their full texts through u64 hashes taken at ingest (`features`), since
+the frame keeps only their first 300 characters (auditor.reduce); excerpts come from those heads.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from auditor.levers.base import (
 )
 from auditor.levers.options import count, flag, number, reject_unknown
 from auditor.redact import excerpt
+from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
 
@@ -49,7 +53,15 @@ UNATTRIBUTED = "(unattributed)"
 # Request parameters that change the answer: requests differing in any of them are different cache entries.
 OUTPUT_PARAMS = ("temperature", "max_tokens", "response_format", "tools_count")
 CACHE_KEY = ("_model", "prompt_hash", *OUTPUT_PARAMS)
-NEAR_KEY = ("_model", "system_hash", "messages_count", "_norm")
+
+# Per-request features (auditor.reduce): the analysis compares full texts through these u64 hashes, and reads
+# the 300-character heads only for excerpts.
+QUESTION_KEY = f"_{LEVER_ID}_question_key"  # the normalised question (single-turn requests), LA602's key
+QUESTION_HASH = f"_{LEVER_ID}_question_hash"  # the question as logged: tells LA602's variants apart
+OUTPUT_HASH = f"_{LEVER_ID}_output_hash"  # the answer: "same answer as the earlier request" (pessimistic case)
+FEATURES = (QUESTION_KEY, QUESTION_HASH, OUTPUT_HASH)
+
+NEAR_KEY = ("_model", "system_hash", "messages_count", QUESTION_KEY)
 
 _FIXES = {
     "LA601": (
@@ -95,6 +107,56 @@ class ResponseCacheOptions:
         )
 
 
+# ---------------------------------------------------------------------------------------------- features
+
+
+def normalized_question(text: pl.Expr) -> pl.Expr:
+    """The question lower-cased, each run of non-alphanumerics one space, trimmed; null when nothing is left
+    ("How do I…?" = "how do i…").
+
+    The regex matches only the runs that change (punctuation, double spaces), not the single space between two
+    words: the same result as replacing every `[^\\p{L}\\p{N}]+` run, several times faster on prose.
+    """
+    return (
+        text.str.to_lowercase()
+        .str.replace_all(r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]", " ")
+        .str.strip_chars()
+        .replace("", None)
+    )
+
+
+def _hashed(expr: pl.Expr) -> pl.Expr:
+    """A u64 hash of the value, null for null (polars hashes null to a number)."""
+    return pl.when(expr.is_not_null()).then(expr.hash())
+
+
+def features(chunk: pl.DataFrame) -> pl.DataFrame:
+    """QUESTION_KEY, QUESTION_HASH and OUTPUT_HASH of each request, from the full texts.
+
+    The question key is set only where LA602 looks (single-turn requests: in a conversation the same last
+    message follows a different history); each distinct question of the chunk is normalised once, since the
+    regex is the costly part and FAQ traffic repeats questions.
+    """
+    text = pl.col("last_user_text")
+    rows = chunk.select(
+        text,
+        _hashed(text).alias(QUESTION_HASH),
+        (pl.col("messages_count").fill_null(1) <= 2).alias("_single_turn"),
+        _hashed(pl.col("output_text")).alias(OUTPUT_HASH),
+    )
+    keys = (
+        rows.filter(pl.col("_single_turn") & text.is_not_null())
+        .unique(QUESTION_HASH, keep="any")
+        .select(QUESTION_HASH, normalized_question(text).alias(QUESTION_KEY))
+        .with_columns(_hashed(pl.col(QUESTION_KEY)))  # a step apart: the eager engine would run the regex twice
+    )
+    return (
+        rows.drop("last_user_text")
+        .join(keys, on=QUESTION_HASH, how="left", maintain_order="left")
+        .select(pl.when("_single_turn").then(QUESTION_KEY).alias(QUESTION_KEY), QUESTION_HASH, OUTPUT_HASH)
+    )
+
+
 # ---------------------------------------------------------------------------------------------- detection
 
 
@@ -102,19 +164,8 @@ def _secs(delta: pl.Expr) -> pl.Expr:
     return delta.dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
-def normalized_question() -> pl.Expr:
-    """The last user message lower-cased, punctuation and whitespace collapsed ("How do I…?" = "how do i…")."""
-    return (
-        pl.col("last_user_text")
-        .str.to_lowercase()
-        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
-        .str.strip_chars()
-        .replace("", None)
-    )
-
-
 def _cacheable(frame: pl.DataFrame) -> pl.DataFrame:
-    """Requests that can be stored in and served from a cache."""
+    """Requests that can be stored in and served from a cache: only the small columns detection needs."""
     ok = (pl.col("status").fill_null("ok") != "error") & (pl.col("finish_reason").fill_null("") != "tool_calls")
     return frame.filter(ok & pl.col("prompt_hash").is_not_null()).select(
         "row_id",
@@ -125,71 +176,82 @@ def _cacheable(frame: pl.DataFrame) -> pl.DataFrame:
         "system_hash",
         "messages_count",
         *OUTPUT_PARAMS,
-        "last_user_text",
-        "output_text",
+        *FEATURES,
         "user",
         "latency_ms",
         "cost_usd",
     )
 
 
-def _by_key(rows: pl.DataFrame, keys: tuple[str, ...]) -> tuple[pl.DataFrame, pl.Expr]:
-    """Rows of one key together, in time order, and an expression "same key as the previous row".
+def _by_key(rows: pl.DataFrame, keys: tuple[str, ...], group: str) -> pl.DataFrame:
+    """Rows of one key together, in time order, with `group` (an integer id per key) and `_same` (same key as
+    the previous row).
 
     Sorting on a 64-bit hash of the key is much faster than on the strings (or a window over six columns); the
     real values are still compared (nulls equal), so a hash collision can only split a key, never join two.
     """
-    ordered = rows.with_columns(pl.struct(keys).hash().alias("_k")).sort("_k", "timestamp", "row_id").drop("_k")
     same = pl.int_range(pl.len()) > 0
     for key in keys:
         same = same & pl.col(key).eq_missing(pl.col(key).shift(1))
-    return ordered, same
+    return (
+        rows.with_columns(pl.struct(keys).hash().alias("_k"))
+        .sort("_k", "timestamp", "row_id")
+        .drop("_k")
+        .with_columns(same.alias("_same"))
+        .with_columns((~pl.col("_same")).cum_sum().alias(group))
+    )
 
 
-def _previous(column: str | pl.Expr, same: pl.Expr) -> pl.Expr:
+def _previous(column: str | pl.Expr) -> pl.Expr:
     expr = pl.col(column) if isinstance(column, str) else column
-    return pl.when(same).then(expr.shift(1))
+    return pl.when("_same").then(expr.shift(1))
+
+
+def _cum_min_per(values: pl.Expr, group: str) -> pl.Expr:
+    """Running minimum of integer `values` within each run of equal `group` ids (ascending, contiguous rows).
+
+    One cum_min over the column, each group shifted below the previous one by more than the values' span, is
+    ~30x faster than `cum_min().over(group)` with about one group per request; Int128, as group * span
+    overflows Int64 at volume (a million keys over a month of microseconds).
+    """
+    span = (values.max() - values.min() + 1).cast(pl.Int128)
+    offset = pl.col(group).cast(pl.Int128) * span
+    return ((values.cast(pl.Int128) - offset).cum_min() + offset).cast(pl.Int64)
 
 
 def detect(frame: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
-    """Cacheable requests with `_hit` (LA601), `_safe_hit` (the pessimistic subset), `_near` (LA602) and the
-    cost after the lever for the three cases (null where the request is not a hit)."""
-    ttl = opts.ttl_hours * 3600
+    """Cacheable requests (reduced frame) with `_entry` (an id per cache key), `_hit` (LA601), `_safe_hit` (the
+    pessimistic subset) and the cost after the lever for the three cases (null where the request is not a hit)."""
     latency_us = (pl.col("latency_ms").fill_null(0.0).clip(0.0, None) * 1000).cast(pl.Int64)
     rows = _cacheable(frame).with_columns((pl.col("timestamp") + pl.duration(microseconds=latency_us)).alias("_end"))
-    rows, same = _by_key(rows, CACHE_KEY)
-    rows = rows.with_columns(same.alias("_same"), (~same).cum_sum().alias("_entry"))
-    same = pl.col("_same")
+    rows = _by_key(rows, CACHE_KEY, "_entry")
     # A cache answers only once an earlier identical request has finished (an answer is stored); copies sent
     # while the first was still running are duplicates for the retries lever.
-    first_done = _previous(pl.col("_end").cum_min().over("_entry"), same)
-    recent = _secs(pl.col("timestamp") - _previous("timestamp", same)) <= ttl
-    hit = (recent & (first_done <= pl.col("timestamp"))).fill_null(False)
+    first_done = _previous(_cum_min_per(pl.col("_end").dt.epoch("us"), "_entry"))
+    recent = _secs(pl.col("timestamp") - _previous("timestamp")) <= opts.ttl_hours * 3600
+    hit = (recent & (first_done <= pl.col("timestamp").dt.epoch("us"))).fill_null(False)
     deterministic = (pl.col("temperature") == 0).fill_null(False)
-    same_answer = (pl.col("output_text") == _previous("output_text", same)).fill_null(False)
+    same_answer = (pl.col(OUTPUT_HASH) == _previous(OUTPUT_HASH)).fill_null(False)
     rows = rows.with_columns(hit.alias("_hit"), (hit & (deterministic | same_answer)).alias("_safe_hit"))
-
-    # Only single-turn requests: in a conversation the same last message follows a different history.
-    # Each distinct question is normalised once (FAQ traffic repeats them many times).
-    single_turn = pl.col("messages_count").fill_null(1) <= 2
-    questions = rows.filter(single_turn).select(pl.col("last_user_text").drop_nulls().unique())
-    questions = questions.with_columns(normalized_question().alias("_norm"))
-    rows = rows.join(questions, on="last_user_text", how="left")
-    rows = rows.with_columns(pl.when(single_turn).then(pl.col("_norm")).alias("_norm"))
-    rows, near_same = _by_key(rows, NEAR_KEY)
-    near = (
-        pl.col("_norm").is_not_null()
-        & ~pl.col("_hit")
-        & (_secs(pl.col("timestamp") - _previous("timestamp", near_same)) <= ttl)
-        & (pl.col("prompt_hash") != _previous("prompt_hash", near_same))
-    ).fill_null(False)
     zero = pl.lit(Decimal(0), dtype=MONEY)
     return rows.with_columns(
-        near.alias("_near"),
         pl.when(pl.col("_hit")).then(zero).alias("_after"),
         pl.when(pl.col("_safe_hit")).then(zero).when(pl.col("_hit")).then(pl.col("cost_usd")).alias("_after_low"),
         pl.when(pl.col("_hit")).then(zero).alias("_after_high"),
-    ).drop("_same", "_entry")
+    ).drop("_same", "_end")
+
+
+def near_duplicates(rows: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
+    """The rows of `detect` that LA602 looks at (a normalised question), with `_question` (an id per NEAR_KEY)
+    and `_near`: same model, system prompt, conversation length and normalised question as the previous such
+    request, within the TTL, but a different prompt fingerprint, and not an exact hit."""
+    questions = _by_key(rows.filter(pl.col(QUESTION_KEY).is_not_null()), NEAR_KEY, "_question")
+    near = (
+        ~pl.col("_hit")
+        & (_secs(pl.col("timestamp") - _previous("timestamp")) <= opts.ttl_hours * 3600)
+        & (pl.col("prompt_hash") != _previous("prompt_hash"))
+    ).fill_null(False)
+    return questions.with_columns(near.alias("_near")).drop("_same")
 
 
 # ---------------------------------------------------------------------------------------------- findings
@@ -199,26 +261,41 @@ def _question(text: str | None, prompt_hash: str, limit: int) -> str:
     return excerpt(text, limit) if text else f"(question not logged; prompt {prompt_hash[:12]})"
 
 
-def _top_repeats(rows: pl.DataFrame, opts: ResponseCacheOptions) -> dict[str, list[dict[str, Any]]]:
+def _with_heads(rows: pl.DataFrame, frame: pl.DataFrame, on: str) -> pl.DataFrame:
+    """`rows` with the logged question head (`last_user_text`) of the request whose row_id is in column `on`."""
+    heads = frame.filter(pl.col("row_id").is_in(rows[on].drop_nulls().implode())).select(
+        pl.col("row_id").alias(on), "last_user_text"
+    )
+    return rows.join(heads, on=on, how="left", maintain_order="left")
+
+
+def _top_repeats(
+    rows: pl.DataFrame, frame: pl.DataFrame, opts: ResponseCacheOptions
+) -> dict[str, list[dict[str, Any]]]:
     """Per feature, the repeated prompts that save the most, with a masked excerpt of the question."""
+    hit_entries = rows.filter(pl.col("_hit"))["_entry"].unique().implode()
     ranked = (
-        rows.group_by("_feature", *CACHE_KEY)
+        rows.filter(pl.col("_entry").is_in(hit_entries))
+        .group_by("_feature", "_entry")
         .agg(
+            *(pl.col(key).first() for key in CACHE_KEY),
             pl.len().alias("requests"),
             pl.col("_hit").sum().alias("hits"),
             pl.col("cost_usd").filter(pl.col("_hit")).sum().alias("savings"),
-            pl.col("last_user_text").drop_nulls().first().alias("question"),
+            # the earliest request that logged its question (rows are in time order within a key)
+            pl.col("row_id").filter(pl.col(QUESTION_HASH).is_not_null()).first().alias("_asked"),
         )
         .filter(pl.col("hits") > 0)
-        .sort(["_feature", "savings", "hits", "prompt_hash"], descending=[False, True, True, False])
+        # ties (the same prompt at another temperature or model) in the order of the key's values
+        .sort(["_feature", "savings", "hits", "prompt_hash", *CACHE_KEY], descending=[False, True, True] + [False] * 7)
         .group_by("_feature", maintain_order=True)
         .head(opts.top_repeats)
     )
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in ranked.iter_rows(named=True):
+    for r in _with_heads(ranked, frame, "_asked").iter_rows(named=True):
         out.setdefault(r["_feature"], []).append(
             {
-                "question": _question(r["question"], r["prompt_hash"], opts.excerpt_chars),
+                "question": _question(r["last_user_text"], r["prompt_hash"], opts.excerpt_chars),
                 "model": r["_model"],
                 "requests": int(r["requests"]),
                 "cache_hits": int(r["hits"]),
@@ -228,8 +305,10 @@ def _top_repeats(rows: pl.DataFrame, opts: ResponseCacheOptions) -> dict[str, li
     return out
 
 
-def _exact_findings(rows: pl.DataFrame, total: Decimal, opts: ResponseCacheOptions) -> list[Finding]:
-    top = _top_repeats(rows, opts)
+def _exact_findings(
+    rows: pl.DataFrame, frame: pl.DataFrame, total: Decimal, opts: ResponseCacheOptions
+) -> list[Finding]:
+    top = _top_repeats(rows, frame, opts)
     hit = pl.col("_hit")
     stats = (
         rows.group_by("_feature")
@@ -240,7 +319,7 @@ def _exact_findings(rows: pl.DataFrame, total: Decimal, opts: ResponseCacheOptio
             (pl.col("cost_usd") - pl.col("_after")).filter(hit).sum().alias("savings"),
             (pl.col("cost_usd") - pl.col("_after_low")).filter(hit).sum().alias("savings_low"),
             pl.col("cost_usd").sum().alias("cost"),
-            pl.struct(CACHE_KEY).filter(hit).n_unique().alias("prompts"),
+            pl.col("_entry").filter(hit).n_unique().alias("prompts"),
             pl.col("user").filter(hit).drop_nulls().n_unique().alias("users"),
             pl.col("_model").filter(hit).unique().sort().alias("models"),
         )
@@ -284,21 +363,45 @@ def _exact_findings(rows: pl.DataFrame, total: Decimal, opts: ResponseCacheOptio
     return findings
 
 
-def _near_findings(rows: pl.DataFrame, opts: ResponseCacheOptions) -> list[Finding]:
-    near = rows.filter(pl.col("_near"))
+def _near_findings(questions: pl.DataFrame, frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Finding]:
+    near = questions.filter(pl.col("_near"))
     if near.height == 0:
         return []
     # The variants of each normalised question (any request of the group, not only the near-duplicates).
     groups = (
-        rows.join(near.select(*NEAR_KEY).unique(), on=list(NEAR_KEY), how="semi", nulls_equal=True)
-        .group_by("_feature", *NEAR_KEY)
+        questions.filter(pl.col("_question").is_in(near["_question"].unique().implode()))
+        .group_by("_feature", "_question")
         .agg(
+            *(pl.col(key).first() for key in NEAR_KEY),
             pl.col("_near").sum().alias("near"),
-            pl.col("last_user_text").unique().sort().head(3).alias("variants"),
             pl.col("prompt_hash").n_unique().alias("prompt_variants"),
         )
         .filter(pl.col("near") > 0)
-        .sort(["_feature", "near", "_norm"], descending=[False, True, False])
+    )
+    # Distinct logged questions per group (by their full-text hash), each with its head for the excerpt.
+    variants = _with_heads(
+        questions.join(groups.select("_feature", "_question"), on=["_feature", "_question"], how="semi")
+        .unique(["_feature", "_question", QUESTION_HASH], keep="first", maintain_order=True)
+        .select("_feature", "_question", QUESTION_HASH, "row_id"),
+        frame,
+        "row_id",
+    ).with_columns(normalized_question(pl.col("last_user_text")).alias("_norm_head"))
+    # Order of the examples: most near-duplicates first, then the normalised question. Only its heads are left:
+    # the normalised head of a variant is a prefix of the whole normalised question, so the longest one of all
+    # the variants of that question (in any group) stands for it.
+    groups = (
+        groups.join(
+            variants.group_by("_feature", "_question").agg(
+                pl.col("last_user_text").sort_by("last_user_text", QUESTION_HASH).head(3).alias("variants"),
+                pl.col("_norm_head").max(),
+            ),
+            on=["_feature", "_question"],
+        )
+        .with_columns(pl.col("_norm_head").max().over(QUESTION_KEY))
+        .sort(
+            ["_feature", "near", "_norm_head", QUESTION_KEY, "_model", "system_hash", "messages_count"],
+            descending=[False, True] + [False] * 5,
+        )
         .group_by("_feature", maintain_order=True)
         .head(opts.top_repeats)
     )
@@ -316,7 +419,7 @@ def _near_findings(rows: pl.DataFrame, opts: ResponseCacheOptions) -> list[Findi
         .agg(
             pl.len().alias("near"),
             pl.col("cost_usd").sum().alias("cost"),
-            pl.struct(NEAR_KEY).n_unique().alias("questions"),
+            pl.col("_question").n_unique().alias("questions"),
         )
         .sort("_feature")
     )
@@ -384,10 +487,11 @@ class ResponseCacheLever:
         ResponseCacheOptions.parse(dict(options))
 
     def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
-        return pl.DataFrame()
+        return features(chunk)
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = ResponseCacheOptions.parse(ctx.options)
+        frame = ensure_reduced(frame, self, ctx.options)
         result = LeverResult(
             lever_id=LEVER_ID,
             title=self.title,
@@ -418,9 +522,11 @@ class ResponseCacheLever:
             )
         total = total_cost(frame)
         priced = rows.filter(pl.col("cost_usd").is_not_null())
-        result.findings = _exact_findings(priced, total, opts)
+        result.findings = _exact_findings(priced, frame, total, opts)
         if opts.near_duplicates:
-            result.findings += _near_findings(priced, opts)
+            # detected on every cacheable request (an unpriced one is still an earlier identical question)
+            questions = near_duplicates(rows, opts).filter(pl.col("cost_usd").is_not_null())
+            result.findings += _near_findings(questions, frame, opts)
         return result
 
 

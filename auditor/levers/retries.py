@@ -42,6 +42,7 @@ from auditor.levers.base import (
     total_cost,
 )
 from auditor.levers.options import count, flag, number, reject_unknown
+from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, Severity, usd
 
 LEVER_ID = "retries"
@@ -53,6 +54,9 @@ TRANSIENT_ERRORS = frozenset({"rate_limit", "overloaded", "server_error", "timeo
 _TRANSIENT_HTTP = (408, 409, 425, 429)
 
 _CODES = ("LA401", "LA402", "LA403", "LA404")
+# Per-request feature (auditor.reduce): the tool call a request ended in, as a u64 hash of its full output_text
+# (null when the answer is not a tool call), so LA404 compares whole calls, not their 300-character heads.
+CALL_HASH = f"_{LEVER_ID}_call_hash"
 _TITLES = {
     "LA401": "Retries after errors",
     "LA402": "Duplicate submissions of the same call",
@@ -117,6 +121,13 @@ def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
 # ---------------------------------------------------------------------------------------------- detection
 
 
+def features(chunk: pl.DataFrame) -> pl.DataFrame:
+    """CALL_HASH of each request, from the full output text."""
+    output = pl.col("output_text")
+    tool_call = (pl.col("finish_reason") == "tool_calls") & output.is_not_null()
+    return chunk.select(pl.when(tool_call).then(output.hash()).alias(CALL_HASH))
+
+
 def _secs(delta: pl.Expr) -> pl.Expr:
     return delta.dt.total_microseconds().cast(pl.Float64) / 1e6
 
@@ -156,8 +167,7 @@ def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
         is_error.alias("_error"),
         non_transient.alias("_non_transient"),
         pl.col("error_type").fill_null(pl.col("http_status").cast(pl.String)).fill_null("unknown").alias("_etype"),
-        "finish_reason",
-        "output_text",
+        CALL_HASH,
         "request_id",
         "cost_usd",
     )
@@ -253,11 +263,12 @@ def _fanout(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
 
 def _loops(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
     """Runs of identical consecutive tool calls per (session, model): row_id of the calls past the allowance."""
-    tool = (pl.col("finish_reason") == "tool_calls") & pl.col("output_text").is_not_null()
+    if work[CALL_HASH].null_count() == work.height:  # no tool calls (most chat traffic): nothing to sort
+        return pl.DataFrame(schema={"row_id": pl.Int64, "_loop": pl.Boolean})
     steps = (
         work.filter(pl.col("session_id").is_not_null() & pl.col("_model").is_not_null())
         .pipe(_sorted, ["session_id", "_model"])
-        .with_columns(pl.when(tool).then(pl.col("output_text").hash()).alias("_call"))
+        .rename({CALL_HASH: "_call"})
     )
     runs = steps.with_columns(
         (
@@ -495,10 +506,11 @@ class RetriesLever:
         RetryOptions.parse(dict(options))
 
     def features(self, chunk: pl.DataFrame, options: dict[str, Any]) -> pl.DataFrame:
-        return pl.DataFrame()
+        return features(chunk)
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = RetryOptions.parse(ctx.options)
+        frame = ensure_reduced(frame, self, ctx.options)
         result = LeverResult(
             lever_id=LEVER_ID,
             title=self.title,
