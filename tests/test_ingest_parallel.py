@@ -99,6 +99,16 @@ def test_broken_lines_and_truncated_gzip(tmp_path: Path, small_blocks: list[int]
     assert len(small_blocks) == 2  # both files were read by the workers
 
 
+def test_canonical_parquet_row_groups_read_the_same(tmp_path: Path, small_blocks: list[int]) -> None:
+    frame = read_paths([str(ROOT / "sample_logs")], workers=1).frame
+    frame.write_parquet(tmp_path / "canonical.parquet", row_group_size=700)  # 5,657 rows -> 9 row groups
+    split = read_paths([str(tmp_path)], workers=2)
+    serial = read_paths([str(tmp_path)], workers=1)
+    _assert_same(split, serial)
+    assert small_blocks == [9]
+    assert split.frame["source_line"].sort().to_list() == list(range(1, 5658))  # row numbers run on across groups
+
+
 def test_scan_report_is_the_same_with_workers(
     tmp_path: Path, small_blocks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,9 +69,12 @@ def _int(value: Any, name: str) -> int:
     return int(result)
 
 
-def read_parquet(path: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[SkippedRecord]]:
-    """Canonical Parquet fast path: vectorised type check, then conform to INGEST_SCHEMA."""
-    frame = frame.with_row_index("__line", offset=1)
+def read_parquet(path: str, frame: pl.DataFrame, first_row: int = 1) -> tuple[pl.DataFrame, list[SkippedRecord]]:
+    """Canonical Parquet fast path: vectorised type check, then conform to INGEST_SCHEMA.
+
+    `frame` holds the file's rows from number `first_row` (1-based) on: big files come in record batches.
+    """
+    frame = frame.with_row_index("__line", offset=first_row)
     bad = pl.lit(False)
     reasons = []
     for name, dtype in INGEST_SCHEMA.items():

@@ -5,9 +5,11 @@ each block to a worker, which parses its lines with the same per-record code as 
 chunks through the same `on_chunk` hook (the scan's filter + token estimate + lever features + text cut). Only the
 reduced chunks come back. Results are merged in block order, so skipped records keep their order.
 
+Canonical Parquet files go one row group per task: the worker reads its row group itself.
+
 Records that need state across lines (Claude Code de-duplication, Codex turn context, OpenAI Batch joins) cannot be
 split across workers: a block whose parse touched that state makes the whole file go back to the serial read.
-Files that are not line-delimited (JSON arrays, Parquet) are read serially too.
+Files that are not line-delimited (JSON arrays) and non-canonical Parquet are read serially too.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from auditor.ingest.collect import ChunkHook, Frames, parse_record
+from auditor.ingest import canonical
+from auditor.ingest.collect import CHUNK_ROWS, ChunkHook, Frames, parse_record
 from auditor.ingest.context import RecordContext
 from auditor.ingest.reader import PARQUET_MAGIC, LineBlock, Record, iter_items, line_record, magic
 from auditor.ingest.result import SkippedRecord
@@ -56,6 +61,24 @@ _SETUP: tuple[str | None, Mapping[str, Sequence[str]], ChunkHook | None] | None 
 def _init(input_format: str | None, attribution: Mapping[str, Sequence[str]], on_chunk: ChunkHook | None) -> None:
     global _SETUP
     _SETUP = (input_format, attribution, on_chunk)
+
+
+def parse_parquet_group(file: str, group: int, first_row: int) -> BlockResult:
+    """One row group of a canonical Parquet file, in batches through the chunk hook (runs in a worker)."""
+    assert _SETUP is not None, "parse_parquet_group runs in a worker set up by ParallelReader"
+    _, _, on_chunk = _SETUP
+    frames = Frames(on_chunk)
+    result = BlockResult()
+    for batch in pq.ParquetFile(file).iter_batches(batch_size=CHUNK_ROWS, row_groups=[group]):
+        frame = pl.from_arrow(pa.Table.from_batches([batch]))
+        assert isinstance(frame, pl.DataFrame)
+        kept, bad = canonical.read_parquet(file, frame, first_row)
+        frames.add_frame(kept)
+        result.skipped.extend(bad)
+        first_row += batch.num_rows
+    frames.flush()
+    result.frames, result.formats = frames.frames, frames.formats
+    return result
 
 
 def parse_block(file: str, first_line: int, data: bytes) -> BlockResult:
@@ -112,8 +135,10 @@ class ParallelReader:
         Read errors of the file itself (truncated compression) come back as one-record results in their place.
         """
         try:
-            if path.stat().st_size < BLOCK_BYTES or magic(path).startswith(PARQUET_MAGIC):
+            if path.stat().st_size < BLOCK_BYTES:
                 return None  # small files (most Claude Code / Codex transcripts) are not worth a worker
+            if magic(path).startswith(PARQUET_MAGIC):
+                return self._read_parquet(path, progress)
         except OSError:
             return None
         pending: deque[Future[BlockResult] | BlockResult] = deque()
@@ -132,6 +157,22 @@ class ParallelReader:
         if any(result.stateful for result in done):
             return None
         return done
+
+    def _read_parquet(self, path: Path, progress: Callable[[int], None] | None) -> list[BlockResult] | None:
+        """Canonical Parquet, one row group per task; other Parquet files are read serially."""
+        try:
+            handle = pq.ParquetFile(path)
+            if not canonical.is_canonical(handle.schema_arrow.names):
+                return None
+            sizes = [handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)]
+        except (OSError, ValueError, pa.ArrowException):
+            return None  # the serial read reports the problem with its file and reason
+        firsts = [1 + sum(sizes[:g]) for g in range(len(sizes))]
+        futures = [self.pool.submit(parse_parquet_group, str(path), g, firsts[g]) for g in range(len(sizes))]
+        results = [future.result() for future in futures]
+        if progress is not None:
+            progress(path.stat().st_size)
+        return results
 
 
 def _is_read_error(item: Record) -> bool:
