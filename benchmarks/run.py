@@ -4,8 +4,9 @@
     python benchmarks/run.py --check-split 1000000
     python benchmarks/run.py --large 10000000 --timeout 1800 --max-rss-gb 8
 
-Every command runs as its own process; its CPU time (user+sys) and peak RSS come from os.wait4's rusage for that
-child, wall time from a monotonic clock around it. A command past --timeout or --max-rss-gb is killed and marked.
+Every command runs as its own process; its CPU time (user+sys, worker processes included) comes from os.wait4's
+rusage, its peak RSS is the largest sum over its process tree (sampled every 0.2 s), wall time from a monotonic
+clock around it. A command past --timeout or --max-rss-gb is killed and marked.
 Data is generated on first use (benchmarks/generate.py) under --data: n{N}/{jsonl,parquet} in one file each and
 n{N}-split8/jsonl in eight files.
 """
@@ -48,20 +49,45 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
+def _tree_rss_bytes(pid: int) -> int:
+    """RSS of the process and all its descendants (llm-audit's ingest workers are child processes)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent and child not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(_rss_bytes(member) for member in tree)
+
+
 def measure(cmd: list[str], stdout_path: Path, timeout_s: float, max_rss_bytes: int) -> Measured:
-    """Run cmd to completion (or kill it) and return its own wall, CPU and peak RSS."""
+    """Run cmd to completion (or kill it) and return its wall time, CPU time (its own and its children's) and
+    peak RSS of the whole process tree, sampled every 0.2 s (rusage's ru_maxrss would give the largest single
+    process, not the sum of a scan and its worker processes)."""
     with stdout_path.open("wb") as out:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.PIPE, start_new_session=True)
         killed = ""
+        peak = 0
         while True:
             pid, code, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             elapsed = time.monotonic() - started
+            rss = _tree_rss_bytes(proc.pid)
+            peak = max(peak, rss)
             if not killed and elapsed > timeout_s:
                 killed = "killed: timeout"
-            elif not killed and _rss_bytes(proc.pid) > max_rss_bytes:
+            elif not killed and rss > max_rss_bytes:
                 killed = "killed: memory"
             if killed:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -73,7 +99,7 @@ def measure(cmd: list[str], stdout_path: Path, timeout_s: float, max_rss_bytes: 
     errors = proc.stderr.read().decode(errors="replace")
     proc.returncode = os.waitstatus_to_exitcode(code)
     status = killed or ("ok" if proc.returncode == 0 else f"exit {proc.returncode}: {errors.strip()[-300:]}")
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, status)
+    return Measured(wall, usage.ru_utime + usage.ru_stime, max(peak, usage.ru_maxrss * 1024), status)
 
 
 def ensure_data(data: Path, n: int, files: int, formats: str, seed: int, compress: bool = False) -> Path:
