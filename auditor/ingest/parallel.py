@@ -1,9 +1,10 @@
 """JSONL files parsed by worker processes, block by block (issue 7: the per-record parse is the cost at volume).
 
-The main process reads a JSONL file (plain, gzip or zstd) as blocks of whole lines (reader.iter_items) and hands
-each block to a worker, which parses its lines with the same per-record code as the serial read and passes its
-chunks through the same `on_chunk` hook (the scan's filter + token estimate + lever features + text cut). Only the
-reduced chunks come back. Results are merged in block order, so skipped records keep their order.
+Workers read an uncompressed JSONL file's byte ranges themselves (cut at newlines; a first pass counts lines so
+numbering is absolute). A compressed file is decompressed by the main process, which hands out blocks of whole
+lines (reader.iter_items). Each block's worker parses its lines with the same per-record code as the serial read
+and passes its chunks through the same `on_chunk` hook (the scan's filter + token estimate + lever features + text
+cut). Only the reduced chunks come back. Results are merged in block order, so skipped records keep their order.
 
 Canonical Parquet files go one row group per task: the worker reads its row group itself.
 
@@ -29,7 +30,21 @@ import pyarrow.parquet as pq
 from auditor.ingest import canonical
 from auditor.ingest.collect import CHUNK_ROWS, ChunkHook, Frames, parse_record
 from auditor.ingest.context import RecordContext
-from auditor.ingest.reader import PARQUET_MAGIC, LineBlock, Record, iter_items, line_record, magic
+from auditor.ingest.reader import (  # the private names: the same container decision as the serial reader
+    GZIP_MAGIC,
+    LINE_SUFFIXES,
+    PARQUET_MAGIC,
+    ZSTD_MAGIC,
+    LineBlock,
+    Record,
+    _chunks,
+    _parses,
+    _Source,
+    base_suffix,
+    iter_items,
+    line_record,
+    magic,
+)
 from auditor.ingest.result import SkippedRecord
 
 BLOCK_BYTES = 64 << 20  # ~12K envelope lines: big enough to amortize the hand-off, small enough to bound memory
@@ -79,6 +94,21 @@ def parse_parquet_group(file: str, group: int, first_row: int) -> BlockResult:
     frames.flush()
     result.frames, result.formats = frames.frames, frames.formats
     return result
+
+
+def count_lines(file: str, start: int, end: int) -> int:
+    """Newlines in bytes [start, end) of a plain file (runs in a worker: phase one of a plain file's read)."""
+    with open(file, "rb") as handle:
+        handle.seek(start)
+        return handle.read(end - start).count(b"\n")
+
+
+def parse_range(file: str, start: int, end: int, first_line: int) -> BlockResult:
+    """Lines in bytes [start, end) of a plain file, the first numbered `first_line` (runs in a worker)."""
+    with open(file, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    return parse_block(file, first_line, data)
 
 
 def parse_block(file: str, first_line: int, data: bytes) -> BlockResult:
@@ -137,8 +167,11 @@ class ParallelReader:
         try:
             if path.stat().st_size < BLOCK_BYTES:
                 return None  # small files (most Claude Code / Codex transcripts) are not worth a worker
-            if magic(path).startswith(PARQUET_MAGIC):
+            head = magic(path)
+            if head.startswith(PARQUET_MAGIC):
                 return self._read_parquet(path, progress)
+            if not head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
+                return self._read_plain(path, progress)
         except OSError:
             return None
         pending: deque[Future[BlockResult] | BlockResult] = deque()
@@ -158,6 +191,30 @@ class ParallelReader:
             return None
         return done
 
+    def _read_plain(self, path: Path, progress: Callable[[int], None] | None) -> list[BlockResult] | None:
+        """An uncompressed JSONL file: workers read their own byte ranges, so the main process moves no data.
+
+        Phase one counts each range's newlines (line numbers must be absolute: a request without an id is
+        named file:line, and --sample hashes that name); phase two parses.
+        """
+        if not _read_line_by_line(path):
+            return None
+        ranges = _ranges(path, path.stat().st_size)
+        counted = [self.pool.submit(count_lines, str(path), a, b) for a, b in ranges]
+        counts = [future.result() for future in counted]
+        firsts = [1 + sum(counts[:k]) for k in range(len(ranges))]
+        futures = [
+            self.pool.submit(parse_range, str(path), a, b, first) for (a, b), first in zip(ranges, firsts, strict=True)
+        ]
+        results = []
+        for (a, b), future in zip(ranges, futures, strict=True):
+            results.append(future.result())
+            if progress is not None:
+                progress(b - a)
+        if any(result.stateful for result in results):
+            return None
+        return results
+
     def _read_parquet(self, path: Path, progress: Callable[[int], None] | None) -> list[BlockResult] | None:
         """Canonical Parquet, one row group per task; other Parquet files are read serially."""
         try:
@@ -173,6 +230,35 @@ class ParallelReader:
         if progress is not None:
             progress(path.stat().st_size)
         return results
+
+
+def _read_line_by_line(path: Path) -> bool:
+    """Whether the serial reader would take this file as JSONL lines (reader.iter_records' container decision)."""
+    first = _Source(_chunks(path, None)).peek_first_line()
+    if not first.strip() or b"\x00" in first[:8192] or first.startswith(b"["):
+        return False
+    return base_suffix(path) in LINE_SUFFIXES or _parses(first)
+
+
+def _ranges(path: Path, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of about BLOCK_BYTES, each ending just after a newline (the last at end of file)."""
+    starts = [0]
+    with path.open("rb") as handle:
+        position = BLOCK_BYTES
+        while position < size:
+            handle.seek(position)
+            while True:
+                window = handle.read(1 << 16)
+                newline = window.find(b"\n")
+                if not window or newline >= 0:
+                    position = position + newline + 1 if newline >= 0 else size
+                    break
+                position += len(window)
+            if position >= size:
+                break
+            starts.append(position)
+            position += BLOCK_BYTES
+    return list(zip(starts, [*starts[1:], size], strict=True))
 
 
 def _is_read_error(item: Record) -> bool:
