@@ -20,6 +20,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +153,7 @@ class ParallelReader:
             initargs=(input_format, attribution, on_chunk),
         )
         self.window = workers * IN_FLIGHT_PER_WORKER
+        self.broken = False  # workers could not start (e.g. a script without `if __name__ == "__main__":`)
 
     def __enter__(self) -> ParallelReader:
         return self
@@ -164,6 +166,17 @@ class ParallelReader:
 
         Read errors of the file itself (truncated compression) come back as one-record results in their place.
         """
+        if self.broken:
+            return None
+        try:
+            return self._read_file(path, progress)
+        except BrokenProcessPool:
+            # Spawned workers re-import the caller's main module; unguarded scripts cannot start them. Serial
+            # reading gives the same result, only slower.
+            self.broken = True
+            return None
+
+    def _read_file(self, path: Path, progress: Callable[[int], None] | None) -> list[BlockResult] | None:
         try:
             if path.stat().st_size < BLOCK_BYTES:
                 return None  # small files (most Claude Code / Codex transcripts) are not worth a worker
