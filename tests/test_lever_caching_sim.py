@@ -6,9 +6,11 @@ Mooncake data: kvcache-ai/Mooncake (Apache-2.0), FAST25-release/traces/{conversa
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
-from auditor.levers.cache_sim import cached_tokens, replay
-from auditor.levers.prefix import chain_keys, find_volatile_span, mask_volatile
+from auditor.levers import caching
+from auditor.levers.cache_sim import cached_tokens, replay, writes_never_read
+from auditor.levers.prefix import _may_be_volatile, chain_key_lists, chain_keys, find_volatile_span, mask_volatile
 from tests.mooncake_helper import BLOCK_BYTES, load_trace
 
 
@@ -78,3 +80,68 @@ def test_mooncake_unbounded_hit_share_in_published_range() -> None:
     # README: conversation ~37-41 %, synthetic ~64-66 % (token-weighted, unbounded cache, arrival order).
     assert 0.37 <= hit_share("conversation") <= 0.41
     assert 0.64 <= hit_share("synthetic") <= 0.66
+
+
+def test_volatile_gate_finds_every_prompt_masking_changes() -> None:
+    # Spans on both sides of block boundaries, a month-name date with a long letter run across windows, a
+    # non-ASCII digit, a non-ASCII prompt, a span past the searched head: the windowed gate (one regex pass per
+    # distinct window) must select every prompt whose head mask_volatile changes.
+    filler = "plain words only here. " * 40
+    texts = []
+    for shift in range(0, 80, 7):
+        texts.append(filler[:shift] + "id 0123456789abcdef0123 end " + filler)
+        texts.append(filler[: 250 + shift] + "at 2026-10-01T12:00:00Z ok " + filler)
+        texts.append(
+            filler[: 240 + shift]
+            + "Septemberrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr 5, 2026 "
+            + filler
+        )
+        texts.append(filler[: 200 + shift] + "req_a1b2c3d4e5 " + filler)
+        texts.append(filler[:shift] + "n° \u0663\u0664 " + filler)  # Arabic-Indic digits
+        texts.append("é" * shift + filler + "12345678901 ")
+    texts += [filler, filler + "x" * 9000 + " 2026-10-01", "", "é" + filler]
+    series = pl.Series(texts)
+    changes = (mask_volatile(series) != series).to_list()
+    for block in (256, 16, 100):
+        gate = _may_be_volatile(series, chain_keys(series, block), block).to_list()
+        assert all(g for g, c in zip(gate, changes, strict=True) if c)
+        assert not gate[-4] and not gate[-2]  # no volatile span in the head, or no text
+    assert changes[-3] is False  # the date after 9,000 plain characters is outside the head
+
+
+def test_writes_never_read_carries_reads_within_a_group_only() -> None:
+    frame = pl.DataFrame(
+        {
+            "g": ["a", "a", "a", "b", "b", "c"],
+            "t": [0, 10, 20, 5, 400_000_000, 0],
+            "cache_read_tokens": [0, 0, 5, 0, 9, 7],
+            "cache_write_tokens": [3, 3, 0, 3, 0, 3],
+            "horizon": [300.0, 300.0, 300.0, 60.0, 60.0, 300.0],
+        }
+    )
+    # a: both writes read at t=20; b: read 400 s later, past its 60 s horizon; c: the next row's read is another group
+    assert writes_never_read(frame, ["g"], pl.col("horizon")).to_list() == [False, False, False, True, False, True]
+    assert writes_never_read(frame, ["g"], None).to_list() == [False, False, False, False, False, True]
+
+
+def test_replay_in_scope_batches_equals_one_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts, times, scopes = [], [], []
+    for i in range(60):
+        texts.append(f"system {i % 3}: " + "shared words " * (40 + 10 * (i % 3)) + f"turn {i}" * (i % 5))
+        times.append(float(i * 37 % 500))
+        scopes.append(i % 4)
+    keys = chain_key_lists(pl.Series(texts), 32)
+    requests = pl.DataFrame(
+        {
+            "req": pl.Series(range(60), dtype=pl.UInt32),
+            "scope": scopes,
+            "t": [int(t * 1e6) for t in times],
+            "keys": keys,
+            "bytes": pl.Series(texts).str.len_bytes(),
+        }
+    ).sort("t", "req")
+    whole = caching._replay(requests, "keys", "bytes", 32, [300, None]).sort("req")
+    monkeypatch.setattr(caching, "_REPLAY_BATCH_BLOCKS", 50)
+    batched = caching._replay(requests, "keys", "bytes", 32, [300, None]).sort("req")
+    assert batched.equals(whole)
+    assert whole.height > 30 and whole["hit_bytes_0"].max() > 0  # requests share prefixes, some hit

@@ -118,19 +118,26 @@ def session_gaps(
     )
 
 
-def writes_never_read(frame: pl.DataFrame, group: Sequence[str], horizon_s: float | None) -> pl.Series:
+def writes_never_read(frame: pl.DataFrame, group: Sequence[str], horizon_s: float | pl.Expr | None) -> pl.Series:
     """Per row (in `frame` order): it wrote to the cache and no later request of its group read from the cache
-    within `horizon_s` (the longest TTL; None = ever).
+    within `horizon_s` (the longest TTL, a number or a per-row expression in seconds; None = ever).
 
-    `frame` needs `t` (Int64 µs), the group columns, `cache_read_tokens`, `cache_write_tokens`.
+    `frame` needs `t` (Int64 µs), the group columns (no nulls), `cache_read_tokens`, `cache_write_tokens`.
+    One sort for all groups: the next read is carried backwards inside a group, never across its last row.
     """
     indexed = frame.with_row_index("_pos").sort([*group, "t", "_pos"])
     read_t = pl.when(pl.col("cache_read_tokens").fill_null(0) > 0).then(pl.col("t"))
-    # next read strictly after this row: shift up, then carry the next non-null value backwards in the group
-    next_read = read_t.shift(-1).over(list(group)).backward_fill().over(list(group))
+    same_next = pl.lit(True)
+    for column in group:
+        same_next = same_next & (pl.col(column) == pl.col(column).shift(-1)).fill_null(False)
+    # next read strictly after this row: the next row's read time, carried backwards; the last row of a group
+    # holds a marker that stops the carry (and means "none")
+    carried = pl.when(same_next).then(read_t.shift(-1)).otherwise(pl.lit(_NO_PREVIOUS, dtype=pl.Int64)).backward_fill()
+    next_read = pl.when(carried != _NO_PREVIOUS).then(carried)
     wrote = pl.col("cache_write_tokens").fill_null(0) > 0
     unread = next_read.is_null()
     if horizon_s is not None:
-        unread = unread | ((next_read - pl.col("t")) > int(horizon_s * MICROS))
+        horizon = horizon_s if isinstance(horizon_s, pl.Expr) else pl.lit(horizon_s, dtype=pl.Float64)
+        unread = unread | ((next_read - pl.col("t")) > (horizon * MICROS).cast(pl.Int64))
     result = indexed.with_columns((wrote & unread).alias("never_read")).sort("_pos")
     return result["never_read"]

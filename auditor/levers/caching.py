@@ -19,6 +19,10 @@ reads it enables).
 
 Rows without prompt text still get the token-only analysis (realized hit rate, write/read spend, TTL-gap
 misses, writes never read) and an LA801 data gap.
+
+At volume: the chain-key lists (the largest columns) are gathered once, in replay order; the replay runs a batch
+of whole cache scopes at a time (_REPLAY_BATCH_BLOCKS bounds the exploded rows) and pricing a batch of rows at a
+time; everything per unit is one group-by or one partition over all units, never a filter per unit.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from auditor.levers.prefix import (
     HEAD_CHARS,
     SPAN_SEP,
     chain_key_lists,
+    chain_keys,
     masked_features,
     shared_strings,
 )
@@ -63,7 +68,15 @@ MASKED_BYTES = f"_{LEVER_ID}_masked_bytes"
 WINDOW = f"_{LEVER_ID}_window"  # List[Boolean]: buster test per possible shared prefix (prefix.masked_features)
 SPAN = f"_{LEVER_ID}_span"  # evidence of the first volatile span (prefix.SPAN_SEP fields)
 HAS_TEXT = pl.col(BYTES).is_not_null()
-_UNUSED = ("last_user_text", "output_text", "request_id", "source_file", "prompt_hash", "system_hash", "user", "tenant")
+_REPLAY_BATCH_BLOCKS = 2_000_000  # bound on the (request, block) rows replayed at once (~0.2 GB with temporaries)
+_PRICE_BATCH_ROWS = 100_000  # rows priced at once
+# What analyze reads of the frame besides its own features: keys, pricing inputs (PriceBook.cost), cache usage, and
+# system_text (it rebuilds the LA101 example head).
+_USED = (
+    *("row_id", "timestamp", "provider", "model_id", "feature", "session_id", "tags", "cost_usd", "system_text"),
+    *("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"),
+    *("batch", "service_tier", "status"),
+)
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -197,10 +210,14 @@ def _with_rates(work: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
     full = pl.col("input_tokens")
 
     def price(read: pl.Expr, w5: pl.Expr, w1: pl.Expr) -> pl.Series:
-        modified = work.with_columns(
-            read.alias("cache_read_tokens"), w5.alias("cache_write_5m_tokens"), w1.alias("cache_write_1h_tokens")
-        )
-        return ctx.prices.cost(modified, ctx.price_date).cast(pl.Float64)
+        # in row batches: pricing joins every price column (all tiers) onto each row, ~0.6 KB a row for a moment
+        parts = []
+        for start in range(0, work.height, _PRICE_BATCH_ROWS):
+            modified = work.slice(start, _PRICE_BATCH_ROWS).with_columns(
+                read.alias("cache_read_tokens"), w5.alias("cache_write_5m_tokens"), w1.alias("cache_write_1h_tokens")
+            )
+            parts.append(ctx.prices.cost(modified, ctx.price_date).cast(pl.Float64))
+        return pl.concat(parts) if parts else pl.Series("cost_usd", [], dtype=pl.Float64)
 
     none = price(zero, zero, zero)
     tokens = work["input_tokens"].cast(pl.Float64)
@@ -220,57 +237,74 @@ class Simulation:
     """Per text request (by `req`, its row in the work frame): cached tokens per variant and TTL option."""
 
     tokens: pl.DataFrame
-    blocks: dict[str, pl.DataFrame] = field(default_factory=dict)  # variant -> req, scope, t, block, end_byte, key
-    evidence: pl.DataFrame | None = None  # req -> head (prompt head), span (first volatile span), bytes
+    # by req: head (prompt head, null when "[system]\n" + system_text rebuilds it), system_text, span (first
+    # volatile span), bytes, input_tokens
+    evidence: pl.DataFrame | None = None
+
+    def evidence_row(self, req: int) -> dict[str, Any]:
+        """The evidence of one request (rows are sorted by req: a binary search, not a filter)."""
+        assert self.evidence is not None
+        row = self.evidence.row(int(self.evidence["req"].search_sorted(req)), named=True)
+        if row["head"] is None and row["system_text"] is not None:
+            row["head"] = "[system]\n" + row["system_text"]
+        return row
 
 
-def _simulate(work: pl.DataFrame, opts: CachingOptions) -> Simulation:
-    text_rows = work.with_row_index("req").filter(HAS_TEXT)
+def _simulate(work: pl.DataFrame, chains: pl.DataFrame, opts: CachingOptions) -> Simulation:
+    """`chains`: the list features (KEYS, MASKED_KEYS, WINDOW) of the analyzed frame, by `_chain_row` of work:
+    they are the largest columns, so they are gathered once, for text rows in replay order, instead of being
+    copied by every filter and join on the way."""
+    masked_cols = [c for c in (MASKED_KEYS, MASKED_BYTES, WINDOW) if c in chains.columns or c in work.columns]
+    text_rows = (
+        work.with_row_index("req")
+        .filter(HAS_TEXT)
+        .select(
+            "req",
+            "t",
+            "scope",
+            "_chain_row",
+            BYTES,
+            *[c for c in masked_cols if c in work.columns],
+            "input_tokens",
+            "min_tokens",
+            "granularity",
+            "ttl0",
+            "ttl1",
+            pl.col(HEAD).alias("head"),
+            "system_text",
+            (pl.col(SPAN) if SPAN in work.columns else pl.lit(None, dtype=pl.String)).alias("span"),
+        )
+    )
     if text_rows.height == 0:
         return Simulation(tokens=pl.DataFrame(schema={"req": pl.UInt32}))
-    # Requests with the same prompt share one key chain: its last key identifies the whole text (`th`). The
-    # replay needs requests in start-time order.
-    text_rows = text_rows.with_columns(pl.col(KEYS).list.last().fill_null(0).alias("th")).sort("t", "req")
-    masked_cols = [c for c in (MASKED_KEYS, MASKED_BYTES, WINDOW) if c in text_rows.columns]
-    distinct = text_rows.filter(pl.col("th").is_first_distinct()).select("th", KEYS, BYTES, *masked_cols)
-    ttls = sorted({int(v) for v in pl.concat([text_rows["ttl0"], text_rows["ttl1"]]).drop_nulls().to_list()})
-    requests = text_rows.select("req", "th", pl.col("scope").rank("dense").alias("scope"), "t")
+    ttls = sorted(int(v) for v in pl.concat([text_rows["ttl0"], text_rows["ttl1"]]).drop_nulls().unique().to_list())
     sim = Simulation(tokens=text_rows.select("req", "input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"))
-    sim.evidence = text_rows.select(
+    sim.evidence = text_rows.select("req", "head", "system_text", "span", pl.col(BYTES).alias("bytes"), "input_tokens")
+    # The replay needs requests in start-time order (rows are in req order: ties in time stay in req order).
+    requests = text_rows.select(
         "req",
-        pl.coalesce(HEAD, pl.lit("[system]\n") + pl.col("system_text")).alias("head"),
-        (pl.col(SPAN) if SPAN in text_rows.columns else pl.lit(None, dtype=pl.String)).alias("span"),
-        pl.col(BYTES).alias("bytes"),
+        pl.col("scope").rank("dense").alias("scope"),
+        "t",
+        "_chain_row",
+        BYTES,
+        *[c for c in masked_cols if c in work.columns],
+    ).sort("t", "req", maintain_order=True)
+    requests = pl.concat(
+        [requests.drop("_chain_row"), chains.select(pl.all().gather(requests["_chain_row"]))], how="horizontal"
     )
-
-    raw = _exploded(distinct, KEYS, BYTES, opts.block_bytes)
-    lengths = distinct.select("th", pl.col(BYTES).cast(pl.Int64).alias("len_bytes"))
-    tokens = sim.tokens
-    replayed_raw: pl.DataFrame | None = None
-    variants: list[tuple[str, tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]] = [("raw", (requests, raw, lengths))]
-    while variants:
-        variant, (variant_requests, keys, variant_lengths) = variants.pop(0)
-        blocks = variant_requests.join(keys, on="th", maintain_order="left").select(
-            "req", "scope", "t", "block", "end_byte", "key"
+    replayed = _replay(requests, KEYS, BYTES, opts.block_bytes, [*ttls, None])
+    raw = requests.select("req", pl.col(BYTES).cast(pl.Int64).alias("len_bytes")).join(
+        replayed, on="req", how="left", maintain_order="left"
+    )
+    tokens = sim.tokens.join(_variant_tokens(raw, sim.tokens, ttls, "raw"), on="req", how="left", maintain_order="left")
+    masked = _masked_requests(requests, raw, opts) if opts.detect_busters and masked_cols else None
+    if masked is not None:
+        replayed = _replay(masked, "keys", "bytes", opts.block_bytes, [*ttls, None])
+        rows = masked.select("req", pl.col("bytes").cast(pl.Int64).alias("len_bytes")).join(
+            replayed, on="req", how="left", maintain_order="left"
         )
-        sim.blocks[variant] = blocks
-        replayed = replay(blocks, [*ttls, None])
-        per_req = variant_requests.select("req", "th").join(variant_lengths, on="th")
-        tokens = tokens.join(
-            _variant_tokens(per_req.drop("th").join(replayed, on="req", how="left"), tokens, ttls, variant),
-            on="req",
-            how="left",
-        )
-        if variant == "raw":
-            replayed_raw = per_req.join(replayed.select("req", "shared_bytes"), on="req", how="left")
-            masked = (
-                _masked_inputs(distinct, requests, raw, replayed_raw, opts)
-                if opts.detect_busters and masked_cols
-                else None
-            )
-            if masked is not None:
-                variants.append(("masked", masked))
-    if "masked" in sim.blocks:  # requests outside the scopes a volatile span touches: masked = as logged
+        tokens = tokens.join(_variant_tokens(rows, tokens, ttls, "masked"), on="req", how="left", maintain_order="left")
+        # requests outside the scopes a volatile span touches: masked = as logged
         tokens = tokens.with_columns(
             pl.col(c).fill_null(pl.col(c.replace("masked_", "raw_"))) for c in tokens.columns if c.startswith("masked_")
         )
@@ -278,50 +312,83 @@ def _simulate(work: pl.DataFrame, opts: CachingOptions) -> Simulation:
     return sim
 
 
-def _exploded(distinct: pl.DataFrame, keys: str, size: str, block_bytes: int) -> pl.DataFrame:
-    """One row per (text, block): th, block, end_byte, key (what prefix.chain_keys gives for the text)."""
-    rows = distinct.select("th", pl.col(keys).alias("key"), pl.col(size).cast(pl.Int64).alias("size")).filter(
-        pl.col("key").list.len() > 0
+def _replay(requests: pl.DataFrame, keys: str, size: str, block_bytes: int, ttls: Sequence[int | None]) -> pl.DataFrame:
+    """cache_sim.replay over the requests, a batch of whole cache scopes at a time: caches never span scopes, and
+    the exploded blocks (one row per request and block, ~36 bytes each) of a large log would not fit at once."""
+    per_scope = requests.group_by("scope").agg(pl.col(keys).list.len().sum().alias("n")).sort("scope")
+    batches: list[list[int]] = [[]]
+    total = 0
+    for scope, n in per_scope.iter_rows():
+        if batches[-1] and total + n > _REPLAY_BATCH_BLOCKS:
+            batches.append([])
+            total = 0
+        batches[-1].append(scope)
+        total += n
+    if len(batches) == 1:
+        return replay(_blocks(requests, keys, size, block_bytes), ttls)
+    parts = []
+    for batch in batches:
+        part = requests.filter(pl.col("scope").is_in(batch))
+        parts.append(replay(_blocks(part, keys, size, block_bytes), ttls))
+    return pl.concat(parts)
+
+
+def _blocks(requests: pl.DataFrame, keys: str, size: str, block_bytes: int) -> pl.DataFrame:
+    """One row per (request, block) in the requests' order, then block order: req, scope, t, end_byte, key
+    (what prefix.chain_keys gives for the request's text)."""
+    length = pl.col(keys).list.len()
+    rows = requests.select(
+        "req",
+        "scope",
+        "t",
+        pl.col(keys).alias("key"),
+        pl.col(size).cast(pl.Int64).alias("size"),
+        (length.cum_sum() - length).cast(pl.Int64).alias("first"),  # the row where its blocks start, once exploded
     )
-    exploded = rows.explode("key").with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("th").alias("block"))
-    end = pl.min_horizontal((pl.col("block").cast(pl.Int64) + 1) * block_bytes, pl.col("size"))
-    return exploded.select("th", "block", end.alias("end_byte"), "key")
+    # an empty list explodes to one null row: drop it (the request has no block)
+    block = pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("first")
+    end = pl.min_horizontal((block + 1) * block_bytes, pl.col("size"))
+    return (
+        rows.explode("key")
+        .filter(pl.col("key").is_not_null())
+        .select("req", "scope", "t", end.alias("end_byte"), "key")
+    )
 
 
-def _masked_inputs(
-    distinct: pl.DataFrame, requests: pl.DataFrame, raw: pl.DataFrame, raw_shared: pl.DataFrame, opts: CachingOptions
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None:
-    """Requests, keys and lengths for the replay with volatile spans masked.
+def _masked_requests(requests: pl.DataFrame, raw: pl.DataFrame, opts: CachingOptions) -> pl.DataFrame | None:
+    """The requests to replay again with volatile spans masked: req, scope, t, keys, bytes.
 
     A volatile span that breaks a prefix sits where the prefix stops being shared, so only prompts with a
     volatile match in the window around their divergence point are masked (WINDOW holds that test for every
-    possible divergence point), and only the cache scopes that hold such a prompt are replayed again
-    (elsewhere the masked replay equals the logged one).
+    possible divergence point; the divergence point of a text is the longest prefix any request with that text
+    shares), and only the cache scopes that hold such a prompt are replayed again (elsewhere the masked replay
+    equals the logged one).
     """
-    divergence = raw_shared.group_by("th").agg(pl.col("shared_bytes").fill_null(0).max())
-    at = (pl.col("shared_bytes").fill_null(0) + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k*B, size)
-    changed = (
-        distinct.filter(pl.col(MASKED_KEYS).is_not_null())
-        .join(divergence, on="th", how="left")
-        .filter(pl.col(WINDOW).list.get(at, null_on_oob=True).fill_null(False))
+    shared = raw["shared_bytes"].fill_null(0)  # raw is in the requests' order
+    text = pl.col(KEYS).list.last().fill_null(0)  # the last chain key identifies the whole text
+    at = (pl.col("divergence") + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k * block, size)
+    flagged = (
+        requests.select("req", "scope", KEYS, MASKED_KEYS, WINDOW, text.alias("th"))
+        .with_columns(shared.alias("divergence"))
+        .with_columns(pl.col("divergence").max().over("th"))
+        .select(pl.col(MASKED_KEYS).is_not_null() & pl.col(WINDOW).list.get(at, null_on_oob=True).fill_null(False))
+        .to_series()
     )
-    if changed.height == 0:
+    if not flagged.any():
         return None
-    changed_th = changed["th"]
-    scopes = requests.filter(pl.col("th").is_in(changed_th.implode()))["scope"].unique()
-    scoped = requests.filter(pl.col("scope").is_in(scopes.implode()))
-    needed = scoped["th"].unique()
-    unchanged_keys = raw.filter(pl.col("th").is_in(needed.implode()) & ~pl.col("th").is_in(changed_th.implode()))
-    changed_keys = _exploded(changed, MASKED_KEYS, MASKED_BYTES, opts.block_bytes)
-    masked_lengths = pl.concat(
-        [
-            distinct.filter(~pl.col("th").is_in(changed_th.implode())).select(
-                "th", pl.col(BYTES).cast(pl.Int64).alias("len_bytes")
-            ),
-            changed.select("th", pl.col(MASKED_BYTES).cast(pl.Int64).alias("len_bytes")),
-        ]
+    scopes = requests.filter(flagged)["scope"].unique()
+    in_scope = requests["scope"].is_in(scopes.implode())
+    return (
+        requests.with_columns(flagged.alias("changed"))
+        .filter(in_scope)
+        .select(
+            "req",
+            "scope",
+            "t",
+            pl.when("changed").then(MASKED_KEYS).otherwise(KEYS).alias("keys"),
+            pl.when("changed").then(MASKED_BYTES).otherwise(BYTES).alias("bytes"),
+        )
     )
-    return scoped, pl.concat([unchanged_keys, changed_keys]), masked_lengths
 
 
 def _variant_tokens(replayed: pl.DataFrame, base: pl.DataFrame, ttls: Sequence[int], variant: str) -> pl.DataFrame:
@@ -362,8 +429,17 @@ def _variant_tokens(replayed: pl.DataFrame, base: pl.DataFrame, ttls: Sequence[i
 
 def _candidates(work: pl.DataFrame, sim: Simulation, variants: Sequence[str]) -> pl.DataFrame:
     """Per text request: cost (float USD) of each configuration."""
-    joined = work.with_row_index("req").join(
-        sim.tokens.drop("input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"), on="req", how="inner"
+    needed = ["row_id", "unit", "cur", "cost_none", "d_read", "d_w5", "d_w1", "one_hour_priced", "explicit"]
+    needed += ["input_tokens", "min_tokens", "read_mult", "cache_read_tokens"]
+    joined = (
+        work.select(needed)
+        .with_row_index("req")
+        .join(
+            sim.tokens.drop("input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"),
+            on="req",
+            how="inner",
+            maintain_order="left",
+        )
     )
     d_w1_or_5 = pl.when(pl.col("one_hour_priced")).then(pl.col("d_w1")).otherwise(pl.col("d_w5"))
     columns = []
@@ -423,14 +499,15 @@ class PromptCachingLever:
         text = chunk["prompt_text"]
         head = text.str.slice(0, HEAD_CHARS)
         rebuilt = (pl.lit("[system]\n") + chunk["system_text"]).str.slice(0, HEAD_CHARS)
+        keys = chain_keys(text, opts.block_bytes)
         columns = [
-            chain_key_lists(text, opts.block_bytes).alias(KEYS),
+            chain_key_lists(text, opts.block_bytes, keys).alias(KEYS),
             text.str.len_bytes().cast(pl.UInt32).alias(BYTES),
             shared_strings(pl.select(pl.when(head == rebuilt).then(None).otherwise(head)).to_series()).alias(HEAD),
         ]
         out = pl.DataFrame(columns)
         if opts.detect_busters:
-            masked = masked_features(text, opts.block_bytes)
+            masked = masked_features(text, opts.block_bytes, keys)
             out = out.with_columns(
                 masked["masked_keys"].alias(MASKED_KEYS),
                 masked["masked_bytes"].cast(pl.UInt32).alias(MASKED_BYTES),
@@ -442,11 +519,10 @@ class PromptCachingLever:
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = CachingOptions.parse(dict(ctx.options or {}))
         frame = ensure_reduced(frame, self, ctx.options or {})
-        # Every filter, join and partition below copies the rows it keeps: leave the heads and other levers'
-        # features behind (system_text stays: it rebuilds the LA101 example head).
-        frame = frame.drop(
-            [c for c in frame.columns if c in _UNUSED or (c.startswith("_") and not c.startswith(f"_{LEVER_ID}_"))]
-        )
+        # Every filter, join and partition below copies the rows it keeps: only the columns it reads go on.
+        frame = frame.select([c for c in frame.columns if c in _USED or c.startswith(f"_{LEVER_ID}_")])
+        chains = frame.select([c for c in (KEYS, MASKED_KEYS, WINDOW) if c in frame.columns])
+        frame = frame.drop(chains.columns).with_row_index("_chain_row")
         work, rules = _prepare(frame, ctx, opts)
         result = LeverResult(
             lever_id=self.id,
@@ -463,12 +539,13 @@ class PromptCachingLever:
             .replace_strict({m: float(r.rules.read_multiplier) for m, r in rules.items()}, return_dtype=pl.Float64)
             .alias("read_mult")
         )
-        sim = _simulate(work, opts)
+        sim = _simulate(work, chains, opts)
         variants = [v for v in VARIANTS if f"{v}_shared" in sim.tokens.columns]
         units = _units(work, rules)
         rows = []
         if variants:
             cands = _candidates(work, sim, variants)
+            sim.tokens = sim.tokens.clear()  # all in cands now
             decisions = _decide(cands, units, variants, opts)
             rows.append(_text_counterfactual(cands, decisions))
             result.confidence = "simulated"
@@ -635,6 +712,7 @@ def _text_counterfactual(cands: pl.DataFrame, decisions: dict[str, Decision]) ->
     plan = pl.DataFrame(
         {
             "unit": list(decisions),
+            "u": range(len(decisions)),  # an integer key for the per-unit sums below
             "choice_col": [_choice_column(d, "expected") for d in decisions.values()],
             "low_col": [_choice_column(d, "low") for d in decisions.values()],
             "high_col": [_choice_column(d, "high") for d in decisions.values()],
@@ -643,7 +721,6 @@ def _text_counterfactual(cands: pl.DataFrame, decisions: dict[str, Decision]) ->
             "save_high": [d.costs["cur"] - d.high for d in decisions.values()],
         }
     )
-    frame = cands.join(plan, on="unit", how="inner")
     cost_cols = sorted(
         {
             c
@@ -652,6 +729,7 @@ def _text_counterfactual(cands: pl.DataFrame, decisions: dict[str, Decision]) ->
             if (c := _choice_column(d, case)) != "cur"
         }
     )
+    frame = cands.select("row_id", "unit", "cur", *cost_cols).join(plan, on="unit", how="inner", maintain_order="left")
 
     def picked(selector: str) -> pl.Expr:
         expr: pl.Expr = pl.col("cur")
@@ -661,7 +739,7 @@ def _text_counterfactual(cands: pl.DataFrame, decisions: dict[str, Decision]) ->
 
     def after(selector: str, savings: str) -> pl.Expr:
         gain = (pl.col("cur") - picked(selector)).clip(lower_bound=0)
-        share = gain / gain.sum().over("unit")
+        share = gain / gain.sum().over("u")
         spread = (pl.col(savings).clip(lower_bound=0) * share).fill_nan(0).fill_null(0)
         return (pl.col("cur") - spread).clip(lower_bound=0)
 
@@ -705,21 +783,28 @@ class Measured:
 
 def _measured(work: pl.DataFrame, units: dict[str, Unit]) -> Measured:
     """Writes never read (LA105) and TTL-gap misses (LA104) from the logged cache fields alone."""
-    base = work.with_columns(
+    horizons = {u.key: max(u.rules.rules.ttl_seconds) for u in units.values()}
+    base = work.select(
+        "row_id",
+        "unit",
+        "t",
+        "cur",
+        HAS_TEXT.alias("has_text"),
+        "cache_read_tokens",
+        "cache_write_5m_tokens",
+        "cache_write_1h_tokens",
+        "d_read",
+        "d_w5",
+        "d_w1",
         (pl.col("cache_write_5m_tokens") + pl.col("cache_write_1h_tokens")).alias("cache_write_tokens"),
         pl.col("session_id").fill_null("").alias("session"),
+        pl.col("unit").replace_strict(horizons, return_dtype=pl.Float64).alias("horizon"),
     )
-    horizons = {u.key: max(u.rules.rules.ttl_seconds) for u in units.values()}
-    base = base.with_columns(pl.col("unit").replace_strict(horizons, return_dtype=pl.Float64).alias("horizon"))
-    never = pl.concat(
-        [
-            writes_never_read(part, ["unit", "session"], float(part["horizon"][0]))
-            .to_frame()
-            .with_columns(part["row_id"])
-            for part in base.partition_by("unit", maintain_order=True)
-        ]
-    )
-    base = base.join(never, on="row_id", how="left")
+    # one pass over all units: the group is (unit, session), the horizon the unit's longest TTL
+    # (unit, session) as one u64 (a 64-bit hash, like the prefix keys): sorting on it is cheaper than on two strings
+    group = pl.struct("unit", "session").hash(17).alias("group")
+    never_read = writes_never_read(base.with_columns(group), ["group"], pl.col("horizon"))
+    base = base.with_columns(never_read.alias("never_read"))
     premium = (
         pl.col("cache_write_5m_tokens") * pl.col("d_w5") + pl.col("cache_write_1h_tokens") * pl.col("d_w1")
     ).clip(lower_bound=0)
@@ -736,17 +821,22 @@ def _measured(work: pl.DataFrame, units: dict[str, Unit]) -> Measured:
         .iter_rows(named=True)
     ):
         per_unit[row["unit"]] = row
+    sessions = base.filter(pl.col("session") != "").partition_by("unit", as_dict=True, maintain_order=True)
+    empty = base.head(0)
     for unit in units.values():
-        per_unit.setdefault(unit.key, {}).update(_ttl_gaps(base.filter(pl.col("unit") == unit.key), unit))
+        rows = sessions.get((unit.key,), empty)
+        per_unit.setdefault(unit.key, {}).update(_ttl_gaps(rows, unit))
     # Only rows without prompt text take the measured counterfactual; text rows are simulated.
-    token_only = base.filter(~HAS_TEXT & (pl.col("wasted") > 0))
+    token_only = base.filter(~pl.col("has_text") & (pl.col("wasted") > 0))
     cf = counterfactual_frame(token_only["row_id"], token_only["cur"] - token_only["wasted"])
     return Measured(counterfactual=cf, per_unit=per_unit)
 
 
 def _ttl_gaps(rows: pl.DataFrame, unit: Unit) -> dict[str, Any]:
-    """TTL-gap misses in sessions, and what the longer TTL option would have saved on them (estimate)."""
-    sessions = rows.filter(pl.col("session") != "")
+    """TTL-gap misses in sessions, and what the longer TTL option would have saved on them (estimate).
+
+    `rows`: the unit's rows that belong to a session."""
+    sessions = rows
     short, long = unit.rules.ttl(0), unit.rules.ttl(1)
     if sessions.height < 2 or short is None or long is None or long <= short:
         return {"ttl_gap_misses": 0, "ttl_gap_missed_tokens": 0, "ttl_1h_savings": 0.0}
@@ -776,13 +866,21 @@ def _findings(
     opts: CachingOptions,
 ) -> list[Finding]:
     findings: list[Finding] = []
+    # one pass over the candidates instead of one filter per unit
+    by_unit: dict[Any, pl.DataFrame] = {}
+    if cands is not None:
+        needed = ["unit", "req", "input_tokens", "cache_read_tokens", "below_min", "padded_cost"]
+        needed += [c for c in cands.columns if c.startswith(("raw_", "masked_"))]
+        cands = cands.select(needed)
+        by_unit = cands.partition_by("unit", as_dict=True, maintain_order=True)
     for unit in units.values():
         m = measured.per_unit.get(unit.key, {})
         threshold = max(opts.min_finding_usd, opts.min_finding_share * unit.stats["cost"])
         evidence = _unit_evidence(unit, decisions.get(unit.key), m)
         decision = decisions.get(unit.key)
         if decision is not None and cands is not None:
-            findings += _simulated_findings(unit, decision, m, sim, cands, evidence, threshold, opts)
+            rows = by_unit.get((unit.key,), cands.head(0))
+            findings += _simulated_findings(unit, decision, m, sim, rows, evidence, threshold, opts)
         else:
             findings += _measured_findings(unit, m, evidence, threshold)
     return findings
@@ -871,12 +969,12 @@ def _simulated_findings(
     decision: Decision,
     m: dict[str, Any],
     sim: Simulation,
-    cands: pl.DataFrame,
+    rows: pl.DataFrame,
     evidence: dict[str, Any],
     threshold: float,
     opts: CachingOptions,
 ) -> list[Finding]:
-    rows = cands.filter(pl.col("unit") == unit.key)
+    """Findings of a unit whose text requests were simulated; `rows`: its candidate rows."""
     c = decision.costs
     option = decision.choice[-1] if decision.choice.startswith("cost") else "0"
     evidence = {**evidence, **_hit_rates(rows, decision.variant, option)}
@@ -977,7 +1075,7 @@ def _example_prefix(reused: pl.DataFrame, sim: Simulation, variant: str) -> str:
     if reused.height == 0 or sim.evidence is None:
         return ""
     req = reused.sort(f"{variant}_shared", descending=True)["req"][0]
-    head = sim.evidence.filter(pl.col("req") == req)["head"][0]
+    head = sim.evidence_row(req)["head"]
     return excerpt(head)
 
 
@@ -1011,12 +1109,12 @@ def _buster_span(sim: Simulation, req: int) -> dict[str, Any] | None:
     """Evidence of the volatile span of a request whose masked prefix is shared (features: its first span)."""
     if sim.evidence is None:
         return None
-    row = sim.evidence.filter(pl.col("req") == req).join(sim.tokens.select("req", "input_tokens"), on="req")
-    if row.height == 0 or row["span"][0] is None:
+    row = sim.evidence_row(req)
+    if row["span"] is None:
         return None
-    kind, segment, line, line_in_segment, char_offset, byte_offset, line_text = row["span"][0].split(SPAN_SEP, 6)
-    size = int(row["bytes"][0] or 0)
-    ratio = row["input_tokens"][0] / size if size else 0.0
+    kind, segment, line, line_in_segment, char_offset, byte_offset, line_text = row["span"].split(SPAN_SEP, 6)
+    size = int(row["bytes"] or 0)
+    ratio = row["input_tokens"] / size if size else 0.0
     return {
         "volatile_kind": kind,
         "segment": segment,

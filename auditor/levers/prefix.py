@@ -24,7 +24,6 @@ import polars as pl
 
 DEFAULT_BLOCK_BYTES = 256  # ~64 tokens: finer than OpenAI's 128-token step, far below any cache minimum
 _CHUNK_BYTES = 1 << 28  # bound on text bytes exploded into blocks at once (memory stays ~ this size)
-_TERM_DIVISOR = 1 << 20  # keeps each summed hash term at 44 bits
 MASK_HEAD_CHARS = 8192  # volatile spans are looked for in the first ~2,000 tokens of a prompt
 _SENTINEL = "\x00"  # what a masked span becomes (one byte, never in real prompt text)
 
@@ -86,17 +85,24 @@ def _chain_chunk(frame: pl.DataFrame, block_bytes: int) -> pl.DataFrame:
     start = pl.col("block").cast(pl.Int64) * block_bytes
     block_hash = pl.col("bytes").bin.slice(start, block_bytes).hash(0x5EED)
     # Position-mixed block hashes summed along the prompt give a prefix hash without a sequential loop.
-    # Two independent 44-bit terms (sums cannot overflow u64 below 2^20 blocks) make an 88-bit prefix
-    # identity, folded into one u64 key together with the block index.
-    mixed_a = pl.struct(pl.col("h"), pl.col("block")).hash(11) // _TERM_DIVISOR
-    mixed_b = pl.struct(pl.col("h"), pl.col("block")).hash(23) // _TERM_DIVISOR
+    # Two independent 64-bit terms summed modulo 2^64 make a 128-bit prefix identity, folded into one u64 key
+    # together with the block index. The sums run over the whole chunk (u64 arithmetic wraps) and each text's
+    # start is subtracted: a running sum per text without a window function.
+    mixed_a = pl.struct(pl.col("h"), pl.col("block")).hash(11)
+    mixed_b = pl.struct(pl.col("h"), pl.col("block")).hash(23)
+    first = pl.col("block").fill_null(0) == 0  # an empty text has one null block
+
+    def per_text(column: str) -> pl.Expr:
+        total = pl.col(column).cum_sum()
+        return total - pl.when(first).then(total - pl.col(column)).forward_fill()
+
     return (
         exploded.with_columns(
             block_hash.alias("h"), (start + block_bytes).clip(upper_bound=pl.col("size")).alias("end_byte")
         )
         .drop("bytes", "size")
         .with_columns(mixed_a.alias("a"), mixed_b.alias("b"))
-        .with_columns(pl.col("a").cum_sum().over("text_idx"), pl.col("b").cum_sum().over("text_idx"))
+        .with_columns(per_text("a"), per_text("b"))
         .select("text_idx", "block", "end_byte", pl.struct("a", "b", "block").hash(37).alias("key"))
     )
 
@@ -233,10 +239,13 @@ SPAN_SEP = "\x1f"  # fields of the span evidence string: kind, segment, line, li
 _NAMED_RE = "|".join(f"(?P<g{i}>{pattern})" for i, (_, pattern) in enumerate(VOLATILE_PATTERNS))
 
 
-def chain_key_lists(texts: pl.Series, block_bytes: int = DEFAULT_BLOCK_BYTES) -> pl.Series:
+def chain_key_lists(
+    texts: pl.Series, block_bytes: int = DEFAULT_BLOCK_BYTES, keys: pl.DataFrame | None = None
+) -> pl.Series:
     """Per text, its chain keys in block order (List[UInt64], the `key` column of chain_keys); null for null or
-    empty texts."""
-    keys = chain_keys(texts, block_bytes)
+    empty texts. `keys`: chain_keys(texts, block_bytes) when the caller has them already."""
+    if keys is None:
+        keys = chain_keys(texts, block_bytes)
     lists = keys.group_by("text_idx", maintain_order=True).agg("key")  # rows come in text, then block order
     frame = pl.DataFrame({"text_idx": pl.int_range(texts.len(), dtype=pl.UInt32, eager=True)})
     return frame.join(lists, on="text_idx", how="left", maintain_order="left")["key"]
@@ -250,13 +259,17 @@ def shared_strings(values: pl.Series) -> pl.Series:
     return values.to_frame("v").join(table, on="v", how="left", maintain_order="left")["shared"].alias(values.name)
 
 
-def masked_features(texts: pl.Series, block_bytes: int) -> pl.DataFrame:
+def masked_features(texts: pl.Series, block_bytes: int, keys: pl.DataFrame | None = None) -> pl.DataFrame:
     """For prompts that mask_volatile changes (null elsewhere): `masked_keys` (chain keys of the masked text),
     `masked_bytes`, `window` (per possible shared prefix k = 0..blocks, ending at min(k * block, size) bytes:
     whether the lever's buster test fires there: a volatile span around that point, or a prefix ending inside the
-    tools block) and `span` (evidence of the first volatile span, SPAN_SEP-separated)."""
+    tools block) and `span` (evidence of the first volatile span, SPAN_SEP-separated).
+
+    `keys`: chain_keys(texts, block_bytes) when the caller has them already."""
     text = texts.cast(pl.String)
-    maybe = _may_be_volatile(text.str.slice(0, MASK_HEAD_CHARS)) | text.str.starts_with("[tools]\n")
+    if keys is None:
+        keys = chain_keys(text, block_bytes)
+    maybe = _may_be_volatile(text, keys, block_bytes) | text.str.starts_with("[tools]\n")
     idx = pl.arg_where(maybe.fill_null(False), eager=True)
     sub = text.gather(idx)
     masked = mask_volatile(sub)
@@ -279,10 +292,60 @@ def masked_features(texts: pl.Series, block_bytes: int) -> pl.DataFrame:
 # A superset of _VOLATILE_RE that the regex engine runs ~2x faster: no word boundaries, ASCII digits, plus any
 # other decimal digit (Unicode \d) anywhere. Only prompts it matches are masked.
 _GATE_RE = "(?-u)" + _VOLATILE_RE.replace(r"\b", "")
+_OTHER_DIGIT_RE = r"[\p{Nd}&&[^0-9]]"
+# The gate on a window of an ASCII head (below): as _GATE_RE, but a month-name date may run past the window end
+# (its `[a-z]*` is the only unbounded part of a shortest match; every other pattern's fits in _WINDOW_OVERLAP).
+_MONTH_TAIL = r"[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}"
+_WINDOW_GATE_RE = _GATE_RE.replace(_MONTH_TAIL, r"[a-z]*(?:\.? \d|\.? ?\z)")
+_WINDOW_OVERLAP = 64  # bytes past a block's end a window reaches (the longest shortest match, a UUID, is 36)
 
 
-def _may_be_volatile(head: pl.Series) -> pl.Series:
-    return head.str.contains(_GATE_RE) | head.str.contains(r"[\p{Nd}&&[^0-9]]")
+def _may_be_volatile(texts: pl.Series, keys: pl.DataFrame, block_bytes: int) -> pl.Series:
+    """Whether a text's first MASK_HEAD_CHARS may hold a volatile span (a superset of the texts mask_volatile
+    changes outside the tools block), without running the regex over every head.
+
+    Heads are mostly shared text (system prompts, resent conversation history), and the shortest match of every
+    volatile pattern is at most 36 bytes long (but for the letter run of a month name, which the window gate lets
+    run to the window's end). So an ASCII head is tested window by window: block k plus _WINDOW_OVERLAP bytes,
+    each distinct window once (~1/4 of the head bytes on the benchmark logs). A window is identified by k and the
+    chain key of the block holding its end (equal keys: equal bytes up to there). Non-ASCII texts (byte and
+    character offsets differ, a window could cut a character) are tested whole, as before.
+    """
+    n = texts.len()
+    ascii_text = (texts.str.len_bytes() == texts.str.len_chars()).fill_null(False)
+    hit = pl.repeat(False, n, dtype=pl.Boolean, eager=True)
+    other = pl.arg_where(~ascii_text & texts.is_not_null(), eager=True)
+    if other.len():
+        head = texts.gather(other).str.slice(0, MASK_HEAD_CHARS)
+        other_hit = (head.str.contains(_GATE_RE) | head.str.contains(_OTHER_DIGIT_RE)).fill_null(False)
+        hit = hit.scatter(other.filter(other_hit), True)
+    reach = -(-_WINDOW_OVERLAP // block_bytes)  # blocks past block k that a window can reach into
+    same_text = pl.col("text_idx").shift(-reach) == pl.col("text_idx")
+    last_of_text = (pl.col("text_idx") != pl.col("text_idx").shift(-1)).fill_null(True)
+
+    def at_end(column: str) -> pl.Expr:  # the value at block k + reach, else at the text's last block
+        return (
+            pl.when(same_text.fill_null(False))
+            .then(pl.col(column).shift(-reach))
+            .otherwise(pl.when(last_of_text).then(pl.col(column)).backward_fill())
+        )
+
+    start = pl.col("block").cast(pl.Int64) * block_bytes
+    windows = (
+        keys.with_columns(ascii_text.gather(keys["text_idx"]).alias("ascii"), at_end("key"), at_end("end_byte"))
+        .filter(pl.col("ascii") & pl.col("block").is_not_null() & (start < MASK_HEAD_CHARS))
+        .select("text_idx", "block", pl.struct("key", "block").hash(53).alias("w"), pl.col("end_byte").alias("end"))
+    )
+    distinct = windows.filter(pl.col("w").is_first_distinct())
+    content = (
+        distinct.with_columns(texts.cast(pl.Binary).gather(distinct["text_idx"]).alias("b"))
+        .select(pl.col("b").bin.slice(start, pl.min_horizontal(pl.col("end") - start, block_bytes + _WINDOW_OVERLAP)))
+        .to_series()
+        .cast(pl.String)
+    )
+    volatile = distinct["w"].filter(content.str.contains(_WINDOW_GATE_RE))
+    flagged = windows.filter(pl.col("w").is_in(volatile.implode()))["text_idx"].unique()
+    return hit.scatter(flagged, True)
 
 
 def _window_flags(texts: pl.Series, block_bytes: int) -> pl.Series:
