@@ -127,10 +127,27 @@ def chunk_reducer(options: ScanOptions, levers: list[tuple[Lever, LeverContext]]
 
 
 def prepare_frame(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> pl.DataFrame:
-    """Reduced ingested rows -> the priced canonical frame: deterministic sort, row_id, costs."""
-    frame = frame.sort(list(SORT_KEYS), nulls_last=True).with_row_index("row_id")
+    """Reduced ingested rows -> the priced canonical frame: deterministic sort, row_id, costs.
+
+    Hand over the only reference to `frame` (see scan): it is sorted one column at a time (sort_frame).
+    """
+    frame = sort_frame(frame).with_row_index("row_id")
     frame = frame.with_columns(pl.col("row_id").cast(pl.Int64))
     return prices.add_costs(frame, price_date=options.price_date)
+
+
+def sort_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows in SORT_KEYS order, gathered column by column while the unsorted columns are dropped.
+
+    Sorting the whole frame at once held two copies of it (~1.4 GB more at 1M requests); this way the peak is
+    one frame plus one column, provided the caller kept no reference to `frame`.
+    """
+    order = frame.select(pl.arg_sort_by(list(SORT_KEYS), nulls_last=True, maintain_order=True)).to_series()
+    columns = []
+    for name in frame.columns:
+        columns.append(frame.get_column(name).gather(order))
+        frame = frame.drop(name)
+    return pl.DataFrame(columns)
 
 
 def run_levers(frame: pl.DataFrame, levers: list[tuple[Lever, LeverContext]], config: Config) -> list[LeverResult]:
@@ -140,6 +157,12 @@ def run_levers(frame: pl.DataFrame, levers: list[tuple[Lever, LeverContext]], co
         result.findings = [f for f in result.findings if config.code_enabled(f.code)]
         results.append(result)
     return results
+
+
+def _take_frame(ingest: IngestResult) -> pl.DataFrame:
+    """The ingested frame, leaving an empty one behind: the priced frame replaces it, keeping both doubles memory."""
+    frame, ingest.frame = ingest.frame, ingest.frame.clear()
+    return frame
 
 
 def check_lever_options(config: Config) -> None:
@@ -163,8 +186,7 @@ def scan(options: ScanOptions, progress: Callable[[int], None] | None = None) ->
         progress=progress,
         on_chunk=chunk_reducer(options, levers),
     )
-    frame = prepare_frame(ingest.frame, options, prices)
-    ingest.frame = ingest.frame.clear()  # the priced frame replaces it; keeping both doubles peak memory
+    frame = prepare_frame(_take_frame(ingest), options, prices)
     results = run_levers(frame, levers, options.config) if frame.height else []
     report = build_report(frame, ingest, results, options, prices)
     return ScanResult(report=report, frame=frame, ingest=ingest, lever_results=results)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from auditor.ingest import read_paths
 from auditor.levers.base import LeverResult
-from auditor.pipeline import ScanOptions, build_report, chunk_reducer, lever_contexts, prepare_frame
+from auditor.pipeline import ScanOptions, _take_frame, build_report, chunk_reducer, lever_contexts, prepare_frame
 from auditor.prices import PriceBook
 
 T = TypeVar("T")
@@ -63,8 +63,7 @@ def main() -> None:
             options.paths, attribution=options.config.attribution, on_chunk=chunk_reducer(options, levers)
         ),
     )
-    frame = stage("sort + row_id + pricing", lambda: prepare_frame(ingest.frame, options, prices))
-    ingest.frame = ingest.frame.clear()
+    frame = stage("sort + row_id + pricing", lambda: prepare_frame(_take_frame(ingest), options, prices))
     results: list[LeverResult] = []
     for lever, ctx in levers:
         results.append(stage(f"lever {lever.id}", partial(lever.analyze, frame, ctx)))
