@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 Row = dict[str, Any]
@@ -22,6 +23,11 @@ class RecordContext:
     attribution: Mapping[str, Sequence[str]]
     state: dict[str, Any] = field(default_factory=dict)  # per run, keyed by module (dedupe, joins)
     file_state: dict[str, Any] = field(default_factory=dict)  # per file (Codex turn model, ...)
+
+    @cached_property
+    def attribution_keys(self) -> frozenset[str]:
+        """Every key the attribution columns look for; `attribution` is fixed for the context's life."""
+        return frozenset(key for keys in self.attribution.values() for key in keys)
 
     @property
     def fallback_id(self) -> str:

@@ -29,6 +29,8 @@ def error_words(error: Any) -> list[Any]:
 
 def http_code(value: Any, field: str) -> int | None:
     """An HTTP status (int or digit string); None for words such as "ok"/"error"."""
+    if type(value) is int and 0 <= value < 1000:  # the usual case; exactly what integer() makes of it
+        return value
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str) and not value.strip().isdigit():
@@ -39,6 +41,8 @@ def http_code(value: Any, field: str) -> int | None:
 def outcome(status: Any, error: Any, *, failed: bool = False) -> Row:
     """Canonical outcome columns. `status` may be an HTTP code or a word; `error` any error body."""
     http_status = http_code(status, "status")
+    if error is None and not failed and type(status) is int and (http_status is None or http_status < 400):
+        return {"status": "ok", "http_status": http_status, "error_type": None}  # the usual success, quickly
     word = (text(status) or "").lower() if isinstance(status, str) else None
     is_error = (
         failed

@@ -7,8 +7,8 @@ levers can compare prompts; its exact layout is documented in docs/canonical-for
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring as _json_string
 from typing import Any
 
 from auditor.ingest.values import (
@@ -20,6 +20,7 @@ from auditor.ingest.values import (
     integer,
     number,
     short_hash,
+    short_hash_cached,
     text,
 )
 
@@ -30,6 +31,9 @@ PROVIDER = {CHAT: "openai", RESPONSES: "openai", ANTHROPIC: "anthropic", GEMINI:
 
 _TEXT_TYPES = ("text", "input_text", "output_text")
 _ANTHROPIC_BLOCKS = ("tool_use", "tool_result", "thinking", "redacted_thinking", "document")
+_CHAT_ROLES = ("system", "developer", "tool", "function")
+_SYSTEM_ROLES = ("system", "developer")
+_EXACT_INT = 2**53  # integers up to this size survive integer()'s float round trip unchanged
 
 
 def response_kind(resp: Mapping[str, Any]) -> str | None:
@@ -56,13 +60,14 @@ def request_kind(req: Mapping[str, Any]) -> str | None:
     if "system" in req or "stop_sequences" in req or "thinking" in req or "output_config" in req:
         return ANTHROPIC
     for message in messages:
-        role = get(message, "role")
-        if role in ("system", "developer", "tool", "function"):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") in _CHAT_ROLES:
             return CHAT
-        content = get(message, "content")
+        content = message.get("content")
         if isinstance(content, list):
             for part in content:
-                kind = get(part, "type")
+                kind = part.get("type") if isinstance(part, dict) else None
                 if kind in _ANTHROPIC_BLOCKS or (kind == "image" and "source" in part):
                     return ANTHROPIC
                 if kind in ("image_url", "input_audio", "file"):
@@ -99,12 +104,20 @@ def content_text(content: Any) -> str:
 def message_text(message: Any) -> str:
     if not isinstance(message, dict):
         return content_text(message)
-    if "role" not in message and "content" not in message and "parts" not in message:
+    return _dict_message_text(message)
+
+
+def _dict_message_text(message: dict[str, Any]) -> str:
+    if "parts" in message:
+        body = content_text(message.get("parts"))
+    elif "role" in message or "content" in message:
+        content = message.get("content")
+        body = content if type(content) is str else content_text(content)  # plain text, the usual case, as is
+    else:
         return compact_json(message)  # a Responses input item such as function_call / function_call_output
-    pieces = []
-    body = content_text(message.get("content") if "parts" not in message else message.get("parts"))
-    if body:
-        pieces.append(body)
+    if "tool_calls" not in message and "function_call" not in message:
+        return body  # the usual message: its content only (skips building a list of pieces)
+    pieces = [body] if body else []
     for extra in ("tool_calls", "function_call"):
         value = message.get(extra)
         if isinstance(value, list):
@@ -122,6 +135,14 @@ def message_role(message: Any) -> str:
     return "unknown"
 
 
+def _rendered(message: Any) -> tuple[str, str]:
+    """(message_role, message_text) of one message, looked at once."""
+    if not isinstance(message, dict):
+        return "unknown", content_text(message)
+    role = message.get("role") or message.get("type")
+    return (role if isinstance(role, str) else "unknown"), _dict_message_text(message)
+
+
 def _system_from_blocks(system: Any) -> str | None:
     if system is None:
         return None
@@ -130,16 +151,51 @@ def _system_from_blocks(system: Any) -> str | None:
     if isinstance(system, dict) and "parts" in system:  # Gemini systemInstruction
         system = system.get("parts")
     if isinstance(system, list):
-        return "\n".join(part_text(b) for b in system)
+        return "\n".join([part_text(b) for b in system])
     return compact_json(system)
 
 
+REQUEST_COLUMNS = (
+    "system_text",
+    "prompt_text",
+    "last_user_text",
+    "messages_count",
+    "prompt_hash",
+    "system_hash",
+    "max_tokens",
+    "temperature",
+    "response_format",
+    "tools_count",
+    "stream",
+)
+
+# Each may be None: a row without a request body has none of them.
+RequestValues = tuple[
+    str | None,
+    str | None,
+    str | None,
+    int | None,
+    str | None,
+    str | None,
+    int | None,
+    float | None,
+    str | None,
+    int | None,
+    bool | None,
+]
+
+
 def request_fields(req: Mapping[str, Any], kind: str | None) -> Row:
-    """Canonical request-shape columns of one API request body."""
+    """Canonical request-shape columns (REQUEST_COLUMNS) of one API request body."""
+    return dict(zip(REQUEST_COLUMNS, request_values(req, kind), strict=True))
+
+
+def request_values(req: Mapping[str, Any], kind: str | None) -> RequestValues:
+    """request_fields' values in REQUEST_COLUMNS order (the envelope parser takes them without a dict)."""
     kind = kind or request_kind(req) or CHAT
     messages: list[Any]
     system_text: str | None = None
-    leading_system = False
+    leading: list[tuple[str, str]] = []  # (role, text) of OpenAI's leading system/developer messages
     if kind == RESPONSES:
         raw_input = req.get("input")
         messages = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input or [])
@@ -152,59 +208,69 @@ def request_fields(req: Mapping[str, Any], kind: str | None) -> Row:
         if kind == ANTHROPIC:
             system_text = _system_from_blocks(req.get("system"))
         else:
-            leading = []
             for message in messages:
-                if message_role(message) not in ("system", "developer"):
+                role = message_role(message)
+                if role not in _SYSTEM_ROLES:
                     break
-                leading.append(message_text(message))
-            system_text = "\n".join(leading) if leading else None
-            leading_system = bool(leading)
+                leading.append((role, message_text(message)))
+            system_text = "\n".join(body for _, body in leading) if leading else None
     tools = req.get("tools")
     parts: list[str] = []
     if isinstance(tools, list) and tools:
         parts.append("[tools]\n" + compact_json(tools) + "\n")
-    if system_text is not None and not leading_system:
-        parts.append("[system]\n" + system_text + "\n")
+    if system_text is not None and not leading:
+        parts.append(f"[system]\n{system_text}\n")  # one copy of a long text, not two
     last_user: str | None = None
-    for message in messages:
-        role = message_role(message)
-        body = message_text(message)
+    for role, body in leading:  # rendered above already; a system/developer message is never the user's
+        parts.append(f"[{role}]\n{body}\n")
+    for message in messages[len(leading) :] if leading else messages:
+        role, body = _rendered(message)
         parts.append(f"[{role}]\n{body}\n")
         if role == "user":
             last_user = body
     prompt_text = "".join(parts) if parts else None
     config = req.get("generationConfig") if kind == GEMINI else None
-    return {
-        "system_text": system_text,
-        "prompt_text": prompt_text,
-        "last_user_text": last_user,
-        "messages_count": len(messages),
-        "prompt_hash": short_hash(prompt_text),
-        "system_hash": short_hash(system_text),
-        "max_tokens": _max_tokens(req, config),
-        "temperature": number(get(config, "temperature") if config else req.get("temperature"), "temperature"),
-        "response_format": _response_format(req, config),
-        "tools_count": len(tools) if isinstance(tools, list) else 0,
-        "stream": bool(req.get("stream")) if isinstance(req.get("stream"), bool) else False,
-    }
+    return (
+        system_text,
+        prompt_text,
+        last_user,
+        len(messages),
+        short_hash(prompt_text),
+        # the same system prompt comes back on most requests of an app: hash each distinct text once
+        None if system_text is None else short_hash_cached(system_text),
+        _max_tokens(req, config),
+        number(get(config, "temperature") if config else req.get("temperature"), "temperature"),
+        _response_format(req, config),
+        len(tools) if isinstance(tools, list) else 0,
+        req.get("stream") is True,  # a logged boolean; anything else counts as not streamed
+    )
 
 
 def _max_tokens(req: Mapping[str, Any], config: Any) -> int | None:
     for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        if req.get(key) is not None:
-            return integer(req.get(key), key)
+        value = req.get(key)
+        if value is not None:
+            if type(value) is int and -_EXACT_INT <= value <= _EXACT_INT:
+                return value  # what integer() returns for it, without the float round trip
+            return integer(value, key)
     if isinstance(config, dict) and config.get("maxOutputTokens") is not None:
         return integer(config.get("maxOutputTokens"), "generationConfig.maxOutputTokens")
     return None
 
 
 def _response_format(req: Mapping[str, Any], config: Any) -> str | None:
-    for value in (get(req, "response_format", "type"), get(req, "text", "format", "type")):
+    declared = req.get("response_format")
+    declared_type = declared.get("type") if isinstance(declared, dict) else None
+    if isinstance(declared_type, str):
+        return declared_type
+    text_options = req.get("text")
+    if isinstance(text_options, dict):
+        value = get(text_options, "format", "type")
         if isinstance(value, str):
             return value
-    if isinstance(req.get("response_format"), str):  # LiteLLM sometimes logs "json_object" directly
-        return str(req["response_format"])
-    if get(req, "output_config", "format") is not None or get(req, "output_format") is not None:
+    if isinstance(declared, str):  # LiteLLM sometimes logs "json_object" directly
+        return declared
+    if get(req, "output_config", "format") is not None or req.get("output_format") is not None:
         return "json_schema"
     if isinstance(config, dict):
         if config.get("responseSchema") is not None or config.get("responseJsonSchema") is not None:
@@ -222,12 +288,18 @@ def response_fields(resp: Mapping[str, Any], kind: str) -> Row:
     row: Row = {"model": text(resp.get("model") or resp.get("modelVersion"))}
     if kind == CHAT:
         choice = (resp.get("choices") or [None])[0]
-        message = get(choice, "message") or get(choice, "delta") or {}
-        pieces = [content_text(get(message, "content"))] if get(message, "content") else []
-        if isinstance(get(message, "refusal"), str):
-            pieces.append(str(get(message, "refusal")))
+        if not isinstance(choice, dict):
+            choice = {}
+        message = choice.get("message") or choice.get("delta")
+        if not isinstance(message, dict):
+            message = {}
+        content = message.get("content")
+        pieces = [content_text(content)] if content else []
+        refusal = message.get("refusal")
+        if isinstance(refusal, str):
+            pieces.append(str(refusal))
         row["output_text"] = "\n".join(pieces) if pieces else None
-        row["finish_reason"] = finish_reason(get(choice, "finish_reason"))
+        row["finish_reason"] = finish_reason(choice.get("finish_reason"))
         row["service_tier"] = resp.get("service_tier")
     elif kind == ANTHROPIC:
         content = resp.get("content")
@@ -239,11 +311,13 @@ def response_fields(resp: Mapping[str, Any], kind: str) -> Row:
     elif kind == RESPONSES:
         texts, tool_call = [], False
         for item in resp.get("output") or []:
-            if get(item, "type") in ("function_call", "custom_tool_call"):
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") in ("function_call", "custom_tool_call"):
                 tool_call = True
-            for part in get(item, "content") or []:
-                if get(part, "type") == "output_text" and isinstance(get(part, "text"), str):
-                    texts.append(str(get(part, "text")))
+            for part in item.get("content") or []:
+                if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str):
+                    texts.append(str(part["text"]))
         row["output_text"] = "".join(texts) if texts else None
         reason = get(resp, "incomplete_details", "reason")
         status = resp.get("status")
@@ -266,49 +340,84 @@ def response_fields(resp: Mapping[str, Any], kind: str) -> Row:
 # --- attribution ---------------------------------------------------------------------------------------------
 
 
+def attribution_keys(attribution: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """Every key any attribution column looks for (see RecordContext.attribution_keys, which keeps it)."""
+    return frozenset(key for keys in attribution.values() for key in keys)
+
+
 def attribute(
     lookups: Sequence[Mapping[str, Any] | None],
     tag_maps: Sequence[Mapping[str, Any] | None],
     attribution: Mapping[str, Sequence[str]],
     fallbacks: Mapping[str, Any] | None = None,
+    keys: frozenset[str] | None = None,
 ) -> Row:
     """feature / tenant / user / session_id from the first map (in order) holding a configured key, then tags.
 
     `lookups` are searched in order (top level first); `tag_maps` are the metadata maps whose remaining
     string values (those not used for attribution) become `tags`. `fallbacks` fill what nothing else named.
+    `keys` is attribution_keys(attribution), when the caller keeps it.
     """
+    if keys is None:
+        keys = attribution_keys(attribution)
+    # The attribution keys each map holds with a text value: one C-level intersection per map finds the (usually
+    # zero to four) candidates, instead of probing every configured key in every map for every column.
+    named: list[tuple[Mapping[str, Any], dict[str, str]]] = []
+    for source in lookups:
+        if isinstance(source, dict):
+            hits = keys.intersection(source)
+            if hits:
+                values: dict[str, str] = {}
+                for key in hits:
+                    value = text(source[key])
+                    if value is not None:
+                        values[key] = value
+                if values:
+                    named.append((source, values))
     row: Row = {}
-    used: set[tuple[int, str]] = set()
-    for column, keys in attribution.items():
-        row[column] = None
-        for source in lookups:
-            if not isinstance(source, dict):
-                continue
-            for key in keys:
-                if key not in source:
-                    continue
-                value = text(source[key])
-                if value is not None:
-                    row[column] = value
-                    used.add((id(source), key))
+    used: dict[int, set[str]] = {}  # id(map) -> its keys that named a column (they are not tags)
+    for column, column_keys in attribution.items():
+        found: str | None = None
+        for source, values in named:
+            for key in column_keys:
+                found = values.get(key)
+                if found is not None:
+                    taken = used.get(id(source))
+                    if taken is None:
+                        used[id(source)] = {key}
+                    else:
+                        taken.add(key)
                     break
-            if row[column] is not None:
+            if found is not None:
                 break
-        if row[column] is None and fallbacks:
-            row[column] = text(fallbacks.get(column))
+        if found is None and fallbacks:
+            found = text(fallbacks.get(column))
+        row[column] = found
     tags: dict[str, str] = {}
     for source in tag_maps:
         if not isinstance(source, dict):
             continue
+        skip = used.get(id(source), ())
+        if len(skip) == len(source):
+            continue  # every key of this map named a column
         for key, value in source.items():
-            if isinstance(value, str) and value.strip() and (id(source), key) not in used and key not in tags:
+            if isinstance(value, str) and value and not value.isspace() and key not in skip and key not in tags:
                 tags[str(key)] = value
-    row["tags"] = json.dumps(tags, sort_keys=True, ensure_ascii=False) if tags else None
+    row["tags"] = _tags_json(tags) if tags else None
     return row
+
+
+def _tags_json(tags: dict[str, str]) -> str:
+    """json.dumps(tags, sort_keys=True, ensure_ascii=False), written out for a map of strings: the same text
+    (same escaping function, same default separators), without building a JSONEncoder per row."""
+    items = [_json_string(key) + ": " + _json_string(value) for key, value in sorted(tags.items())]
+    return "{" + ", ".join(items) + "}"
 
 
 def tag_list_map(value: Any) -> dict[str, str] | None:
     """LiteLLM request_tags ["feature:search", "prod"] -> {"feature": "search", "prod": "true"}."""
+    if value is None:
+        return None
     items = as_list(value)
     if items is None or not items:
         return as_dict(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from auditor.ingest.values import get, token_count
+from auditor.ingest.values import token_count
 
 Tokens = dict[str, int | None]
 
@@ -24,7 +24,11 @@ EMPTY: Tokens = {
 
 
 def _total(*values: int | None) -> int:
-    return sum(v for v in values if v is not None)
+    total = 0
+    for value in values:
+        if value is not None:
+            total += value
+    return total
 
 
 def inclusive(
@@ -53,6 +57,20 @@ def inclusive(
     }
 
 
+def _count(usage: Mapping[str, Any], key: str, prefix: str) -> int | None:
+    """token_count(usage[key]) whose field name is only built for the error message (most counts are plain ints)."""
+    value = usage.get(key)
+    if value is None or (type(value) is int and value >= 0):
+        return value
+    return token_count(value, f"{prefix}.{key}")
+
+
+def _detail(usage: Mapping[str, Any], details: str, key: str, prefix: str) -> int | None:
+    """token_count(usage[details][key]), the field named `prefix.details.key`."""
+    inner = usage.get(details)
+    return _count(inner, key, f"{prefix}.{details}") if isinstance(inner, dict) else None
+
+
 def openai_usage(usage: Mapping[str, Any], prefix: str = "usage") -> Tokens:
     """Chat Completions (`prompt_tokens`...) or Responses (`input_tokens`...) usage; cached tokens are inside.
 
@@ -61,36 +79,39 @@ def openai_usage(usage: Mapping[str, Any], prefix: str = "usage") -> Tokens:
     """
     chat = "prompt_tokens" in usage or "completion_tokens" in usage
     in_key, out_key = ("prompt_tokens", "completion_tokens") if chat else ("input_tokens", "output_tokens")
-    in_details = f"{in_key}_details" if chat else "input_tokens_details"
-    out_details = f"{out_key}_details" if chat else "output_tokens_details"
-    raw_input = token_count(usage.get(in_key), f"{prefix}.{in_key}")
-    output = token_count(usage.get(out_key), f"{prefix}.{out_key}")
-    read = token_count(get(usage, in_details, "cached_tokens"), f"{prefix}.{in_details}.cached_tokens")
-    write = token_count(get(usage, in_details, "cache_write_tokens"), f"{prefix}.{in_details}.cache_write_tokens")
+    in_details = "prompt_tokens_details" if chat else "input_tokens_details"
+    out_details = "completion_tokens_details" if chat else "output_tokens_details"
+    raw_input = _count(usage, in_key, prefix)
+    output = _count(usage, out_key, prefix)
+    read = _detail(usage, in_details, "cached_tokens", prefix)
+    write = _detail(usage, in_details, "cache_write_tokens", prefix)
     if read is None:
-        read = token_count(usage.get("cache_read_input_tokens"), f"{prefix}.cache_read_input_tokens")
+        read = _count(usage, "cache_read_input_tokens", prefix)
     if write is None:
-        write = token_count(usage.get("cache_creation_input_tokens"), f"{prefix}.cache_creation_input_tokens")
-    reasoning = token_count(get(usage, out_details, "reasoning_tokens"), f"{prefix}.{out_details}.reasoning_tokens")
+        write = _count(usage, "cache_creation_input_tokens", prefix)
+    reasoning = _detail(usage, out_details, "reasoning_tokens", prefix)
     return inclusive(raw_input, read, write, None if write is None else 0, output, reasoning)
 
 
 def anthropic_usage(usage: Mapping[str, Any], prefix: str = "usage") -> Tokens:
     """Anthropic Messages usage: `input_tokens` EXCLUDES cache reads and writes; writes split 5m / 1h."""
-    raw_input = token_count(usage.get("input_tokens"), f"{prefix}.input_tokens")
-    read = token_count(usage.get("cache_read_input_tokens"), f"{prefix}.cache_read_input_tokens")
-    created = token_count(usage.get("cache_creation_input_tokens"), f"{prefix}.cache_creation_input_tokens")
+    raw_input = _count(usage, "input_tokens", prefix)
+    read = _count(usage, "cache_read_input_tokens", prefix)
+    created = _count(usage, "cache_creation_input_tokens", prefix)
     split = usage.get("cache_creation")
     w5 = w1 = None
     if isinstance(split, dict):
-        w5 = token_count(split.get("ephemeral_5m_input_tokens"), f"{prefix}.cache_creation.ephemeral_5m_input_tokens")
-        w1 = token_count(split.get("ephemeral_1h_input_tokens"), f"{prefix}.cache_creation.ephemeral_1h_input_tokens")
+        w5 = _count(split, "ephemeral_5m_input_tokens", f"{prefix}.cache_creation")
+        w1 = _count(split, "ephemeral_1h_input_tokens", f"{prefix}.cache_creation")
     if w5 is None and w1 is None and created is not None:
         w5, w1 = created, 0  # no breakdown: the API's only cache was the 5-minute one
     elif w5 is not None or w1 is not None:
         w5, w1 = w5 or 0, w1 or 0
-    output = token_count(usage.get("output_tokens"), f"{prefix}.output_tokens")
-    thinking = token_count(get(usage, "output_tokens_details", "thinking_tokens"), f"{prefix}.output_tokens_details")
+    output = _count(usage, "output_tokens", prefix)
+    details = usage.get("output_tokens_details")
+    thinking = details.get("thinking_tokens") if isinstance(details, dict) else None
+    if thinking is not None and (type(thinking) is not int or thinking < 0):
+        thinking = token_count(thinking, f"{prefix}.output_tokens_details")
     total_input = None if raw_input is None else raw_input + _total(read, w5, w1)
     return {
         "input_tokens": total_input,

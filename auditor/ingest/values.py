@@ -11,6 +11,7 @@ import json
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 
@@ -29,6 +30,8 @@ def get(obj: Any, *path: str) -> Any:
 
 def as_dict(value: Any) -> dict[str, Any] | None:
     """A mapping, or a JSON string holding one (LiteLLM SpendLogs store JSON columns as strings)."""
+    if value is None:
+        return None
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = json.loads(value)
@@ -48,6 +51,8 @@ def as_list(value: Any) -> list[Any] | None:
 
 def token_count(value: Any, field: str) -> int | None:
     """A token count: None when missing; a non-negative integer otherwise, else RecordError."""
+    if type(value) is int and value >= 0:  # the usual case, first (bool is not `int` by type)
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -64,6 +69,12 @@ def token_count(value: Any, field: str) -> int | None:
 
 
 def number(value: Any, field: str) -> float | None:
+    kind = type(value)
+    if kind is float or kind is int:  # the usual case, first (bool is not `int` by type)
+        result = float(value)
+        if not math.isfinite(result):
+            raise RecordError(f"{field} is {value!r}, expected a finite number")
+        return result
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -93,12 +104,14 @@ def integer(value: Any, field: str) -> int | None:
 
 def text(value: Any) -> str | None:
     """A non-empty string (numbers become strings); None for missing or empty."""
+    if type(value) is str:  # the usual case, first; isspace() = "strip() leaves nothing", without a copy
+        return value if value and not value.isspace() else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        return value if value.strip() else None
+        return value if value and not value.isspace() else None
     return None
 
 
@@ -118,10 +131,11 @@ def timestamp(value: Any, field: str) -> datetime | None:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, str):
         stripped = value.strip()
-        try:
-            return _from_unix(float(stripped), field)
-        except ValueError:
-            pass
+        if ":" not in stripped:  # float() never accepts a colon: ISO times with a clock skip the attempt
+            try:
+                return _from_unix(float(stripped), field)
+            except ValueError:
+                pass
         try:
             parsed = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
         except ValueError:
@@ -149,8 +163,18 @@ def short_hash(value: str | None) -> str | None:
     return None if value is None else hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
 
 
+@lru_cache(maxsize=256)  # bounded: distinct system prompts are few, and each entry holds its text
+def short_hash_cached(value: str) -> str:
+    """short_hash of a text that repeats across records (system prompts): hashed once per distinct text."""
+    return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
+
+
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":")) builds on every call; it keeps no state.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 # --- normalised vocabularies ---------------------------------------------------------------------------------
