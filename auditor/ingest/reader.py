@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -278,6 +279,12 @@ def _lines(source: _Source) -> Iterator[Record]:
             yield record
 
 
+# orjson reads the same values as json.loads except integers beyond 2**64 (it makes them floats): a line with a run
+# of 20 digits goes to json. Everything orjson refuses goes to json too, so results and messages are json's.
+_DIGITS_AS_9 = bytes.maketrans(b"012345678", b"999999999")
+_BIG_INT = b"9" * 20
+
+
 def _line_record(number: int, raw: bytes) -> Record | None:
     raw = raw.strip()
     if number == 1:
@@ -286,6 +293,11 @@ def _line_record(number: int, raw: bytes) -> Record | None:
         return None  # blank lines are layout, not records
     if b"\x00" in raw:
         return Record(number, error="binary data, not a JSON line")
+    if _BIG_INT not in raw.translate(_DIGITS_AS_9):
+        try:
+            return Record(number, obj=orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            pass  # invalid UTF-8, NaN, a lone surrogate, a syntax error: json decides, with its own message
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
