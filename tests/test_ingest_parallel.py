@@ -99,6 +99,19 @@ def test_broken_lines_and_truncated_gzip(tmp_path: Path, small_blocks: list[int]
     assert len(small_blocks) == 2  # both files were read by the workers
 
 
+def test_several_compressed_files_go_whole_to_workers(tmp_path: Path, small_blocks: list[int]) -> None:
+    lines = (ROOT / "sample_logs" / "app_requests.jsonl").read_bytes().splitlines(keepends=True)
+    third = len(lines) // 3
+    for k in range(3):  # three gzip parts, the last one truncated
+        part = b"".join(lines[k * third : (k + 1) * third])
+        (tmp_path / f"part{k}.jsonl.gz").write_bytes(gzip.compress(part) if k < 2 else gzip.compress(part)[:-40])
+    split = read_paths([str(tmp_path)], workers=2)
+    serial = read_paths([str(tmp_path)], workers=1)
+    _assert_same(split, serial)
+    assert small_blocks == [1, 1, 1]  # one whole-file result each
+    assert split.skipped and "truncated" in split.skipped[-1].reason
+
+
 def test_canonical_parquet_row_groups_read_the_same(tmp_path: Path, small_blocks: list[int]) -> None:
     frame = read_paths([str(ROOT / "sample_logs")], workers=1).frame
     frame.write_parquet(tmp_path / "canonical.parquet", row_group_size=700)  # 5,657 rows -> 9 row groups

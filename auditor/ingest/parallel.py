@@ -2,9 +2,10 @@
 
 Workers read an uncompressed JSONL file's byte ranges themselves (cut at newlines; a first pass counts lines so
 numbering is absolute). A compressed file is decompressed by the main process, which hands out blocks of whole
-lines (reader.iter_items). Each block's worker parses its lines with the same per-record code as the serial read
-and passes its chunks through the same `on_chunk` hook (the scan's filter + token estimate + lever features + text
-cut). Only the reduced chunks come back. Results are merged in block order, so skipped records keep their order.
+lines (reader.iter_items) -- unless there are several, then each worker takes whole files. A worker parses its
+lines with the same per-record code as the serial read and passes its chunks through the same `on_chunk` hook
+(the scan's filter + token estimate + lever features + text cut). Only the reduced chunks come back. Results are
+merged in file and block order, so skipped records keep their order.
 
 Canonical Parquet files go one row group per task: the worker reads its row group itself.
 
@@ -43,6 +44,7 @@ from auditor.ingest.reader import (  # the private names: the same container dec
     _Source,
     base_suffix,
     iter_items,
+    iter_records,
     line_record,
     magic,
 )
@@ -94,6 +96,25 @@ def parse_parquet_group(file: str, group: int, first_row: int) -> BlockResult:
         first_row += batch.num_rows
     frames.flush()
     result.frames, result.formats = frames.frames, frames.formats
+    return result
+
+
+def parse_file(file: str) -> BlockResult:
+    """A whole (compressed) file the serial way, decompression included (runs in a worker)."""
+    assert _SETUP is not None, "parse_file runs in a worker set up by ParallelReader"
+    input_format, attribution, on_chunk = _SETUP
+    frames = Frames(on_chunk)
+    result = BlockResult()
+    ctx = RecordContext(file=file, line=0, attribution=attribution)
+    for record in iter_records(Path(file)):
+        if record.error is not None or record.line is None:
+            result.skipped.append(SkippedRecord(file, record.line, record.error or "unreadable"))
+            continue
+        ctx.line = record.line
+        parse_record(record.obj, ctx, input_format, frames, result.ignored, result.skipped)
+    frames.flush()
+    result.frames, result.formats = frames.frames, frames.formats
+    result.stateful = bool(ctx.state) or bool(ctx.file_state)
     return result
 
 
@@ -154,6 +175,18 @@ class ParallelReader:
         )
         self.window = workers * IN_FLIGHT_PER_WORKER
         self.broken = False  # workers could not start (e.g. a script without `if __name__ == "__main__":`)
+        self.whole: dict[Path, Future[BlockResult]] = {}  # compressed files handed to a worker whole
+
+    def prefetch(self, paths: Sequence[Path]) -> None:
+        """With several big compressed files, each worker takes whole files: decompression is sequential, and
+        done by the main process it would compete with the workers it feeds."""
+        compressed = [path for path in paths if _is_big_compressed(path)]
+        if len(compressed) < 2 or self.broken:
+            return
+        try:
+            self.whole = {path: self.pool.submit(parse_file, str(path)) for path in compressed}
+        except BrokenProcessPool:
+            self.broken = True
 
     def __enter__(self) -> ParallelReader:
         return self
@@ -177,6 +210,11 @@ class ParallelReader:
             return None
 
     def _read_file(self, path: Path, progress: Callable[[int], None] | None) -> list[BlockResult] | None:
+        if path in self.whole:
+            result = self.whole.pop(path).result()
+            if progress is not None:
+                progress(path.stat().st_size)
+            return None if result.stateful else [result]
         try:
             if path.stat().st_size < BLOCK_BYTES:
                 return None  # small files (most Claude Code / Codex transcripts) are not worth a worker
@@ -243,6 +281,13 @@ class ParallelReader:
         if progress is not None:
             progress(path.stat().st_size)
         return results
+
+
+def _is_big_compressed(path: Path) -> bool:
+    try:
+        return path.stat().st_size >= BLOCK_BYTES and magic(path).startswith((GZIP_MAGIC, ZSTD_MAGIC))
+    except OSError:
+        return False
 
 
 def _read_line_by_line(path: Path) -> bool:

@@ -62,6 +62,8 @@ def read_paths(
     big = sum(_size(path) for path in files) >= parallel.MIN_BYTES
     reader = parallel.ParallelReader(workers, input_format, attribution, on_chunk) if workers > 1 and big else None
     with reader if reader is not None else nullcontext():
+        if reader is not None and plan is None:
+            reader.prefetch(files)
         for path in files:
             results = reader.read_file(path, progress) if reader is not None and plan is None else None
             if results is not None:
