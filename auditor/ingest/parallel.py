@@ -19,7 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -101,21 +101,7 @@ def parse_parquet_group(file: str, group: int, first_row: int) -> BlockResult:
 
 def parse_file(file: str) -> BlockResult:
     """A whole (compressed) file the serial way, decompression included (runs in a worker)."""
-    assert _SETUP is not None, "parse_file runs in a worker set up by ParallelReader"
-    input_format, attribution, on_chunk = _SETUP
-    frames = Frames(on_chunk)
-    result = BlockResult()
-    ctx = RecordContext(file=file, line=0, attribution=attribution)
-    for record in iter_records(Path(file)):
-        if record.error is not None or record.line is None:
-            result.skipped.append(SkippedRecord(file, record.line, record.error or "unreadable"))
-            continue
-        ctx.line = record.line
-        parse_record(record.obj, ctx, input_format, frames, result.ignored, result.skipped)
-    frames.flush()
-    result.frames, result.formats = frames.frames, frames.formats
-    result.stateful = bool(ctx.state) or bool(ctx.file_state)
-    return result
+    return _parse_records(file, iter_records(Path(file)))
 
 
 def count_lines(file: str, start: int, end: int) -> int:
@@ -135,23 +121,25 @@ def parse_range(file: str, start: int, end: int, first_line: int) -> BlockResult
 
 def parse_block(file: str, first_line: int, data: bytes) -> BlockResult:
     """Parse one block of lines exactly as the serial read would (runs in a worker)."""
-    assert _SETUP is not None, "parse_block runs in a worker set up by ParallelReader"
+    lines = (line_record(first_line + offset, raw) for offset, raw in enumerate(data.split(b"\n")))
+    return _parse_records(file, (record for record in lines if record is not None))
+
+
+def _parse_records(file: str, records: Iterable[Record]) -> BlockResult:
+    """The serial read's loop over one file's records, into chunks through the worker's hook."""
+    assert _SETUP is not None, "runs in a worker set up by ParallelReader"
     input_format, attribution, on_chunk = _SETUP
     frames = Frames(on_chunk)
     result = BlockResult()
     ctx = RecordContext(file=file, line=0, attribution=attribution)
-    for offset, raw in enumerate(data.split(b"\n")):
-        record = line_record(first_line + offset, raw)
-        if record is None:
-            continue
+    for record in records:
         if record.error is not None or record.line is None:
             result.skipped.append(SkippedRecord(file, record.line, record.error or "unreadable"))
             continue
         ctx.line = record.line
         parse_record(record.obj, ctx, input_format, frames, result.ignored, result.skipped)
     frames.flush()
-    result.frames = frames.frames
-    result.formats = frames.formats
+    result.frames, result.formats = frames.frames, frames.formats
     result.stateful = bool(ctx.state) or bool(ctx.file_state)
     return result
 

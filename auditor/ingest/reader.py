@@ -161,20 +161,7 @@ class _Source:
 def iter_records(path: Path, progress: Progress = None) -> Iterator[Record]:
     """Records of a JSON-family file (see module docstring). Parquet files go through read_parquet_rows."""
     source = _Source(_chunks(path, progress))
-    first = source.peek_first_line()
-    if not first.strip():
-        failure = source.failed_early
-        yield Record(None, error=str(failure) if failure else "empty file: nothing to read")
-        return
-    if b"\x00" in first[:8192]:
-        yield Record(None, error="binary file (not JSON, JSONL or Parquet text); is it compressed with another tool?")
-        return
-    if first.startswith(b"["):
-        yield from _values(source)
-    elif base_suffix(path) in LINE_SUFFIXES or _parses(first):
-        yield from _lines(source)
-    else:
-        yield from _values(source)
+    yield from iter_records_from(source, path, source.peek_first_line())
 
 
 @dataclass
