@@ -62,7 +62,7 @@ def sample_mask(request_ids: pl.Series, rate: float) -> pl.Series:
     buckets = [
         int.from_bytes(hashlib.blake2b(str(rid).encode(), digest_size=8).digest(), "big") / 2**64 for rid in unique
     ]
-    lookup = pl.DataFrame({"request_id": unique, "bucket": buckets})
+    lookup = pl.DataFrame({"request_id": unique, "bucket": pl.Series(buckets, dtype=pl.Float64)})
     joined = request_ids.to_frame("request_id").join(lookup, on="request_id", how="left", maintain_order="left")
     return joined["bucket"] < rate
 

@@ -23,3 +23,13 @@ def test_same_order_as_a_whole_frame_sort() -> None:
     assert_frame_equal(got, expected)
     # at(1) first; the three at(5) by file, line, id; the null timestamp last
     assert got["request_id"].to_list() == ["d", "a", "e", "c", "b"]
+
+
+def test_sampling_an_empty_chunk_keeps_nothing_and_does_not_fail() -> None:
+    # A worker's chunk can be empty after --since/--until; sampling it must give an empty mask, not a dtype error.
+    import polars as pl
+
+    from auditor.pipeline import sample_mask
+
+    assert sample_mask(pl.Series("request_id", [], dtype=pl.String), 0.1).to_list() == []
+    assert sample_mask(pl.Series("request_id", ["a", "b"]), 1.0).to_list() == [True, True]
