@@ -21,20 +21,6 @@ from auditor.ingest.values import RecordError, as_dict, get, text
 NAME = "openai_batch"
 DESCRIPTION = "OpenAI Batch API output files (+ input files, joined by custom_id); billed at batch prices"
 
-_REQUEST_COLUMNS = (
-    "system_text",
-    "prompt_text",
-    "last_user_text",
-    "messages_count",
-    "prompt_hash",
-    "system_hash",
-    "max_tokens",
-    "temperature",
-    "response_format",
-    "tools_count",
-    "stream",
-)
-
 
 @dataclass
 class _Input:
@@ -121,7 +107,7 @@ def finish(state: dict[str, Any]) -> tuple[list[Row], dict[str, int]]:
         source = join.inputs.get(custom_id) if custom_id else None
         if source is not None and not source.duplicate:
             matched.add(str(custom_id))
-            for column in _REQUEST_COLUMNS:
+            for column in shape.REQUEST_COLUMNS:
                 row[column] = source.fields.get(column)
             for column, value in source.attribution.items():
                 row[column] = row.get(column) or value
