@@ -12,17 +12,9 @@ import pytest
 
 from auditor.ingest import FORMATS, IngestResult, read_paths
 from auditor.ingest.values import short_hash
-from auditor.schema import INGEST_SCHEMA
+from auditor.schema import INGEST_SCHEMA, TOKEN_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
-TOKENS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:
@@ -35,7 +27,7 @@ def rows(result: IngestResult) -> list[dict[str, Any]]:
 
 
 def tokens(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(row[c] for c in TOKENS)
+    return tuple(row[c] for c in TOKEN_COLUMNS)
 
 
 def test_schema_and_formats_registry(tmp_path: Path) -> None:
@@ -497,7 +489,7 @@ def test_claude_code_transcript_dedupes_to_real_totals() -> None:
     result = read_paths([str(FIXTURES / "claude_session_segment.jsonl")])
     frame = result.frame
     assert frame.height == 10  # 25 usage lines, 10 distinct message ids
-    sums = frame.select(pl.col(c).sum() for c in TOKENS).row(0)
+    sums = frame.select(pl.col(c).sum() for c in TOKEN_COLUMNS).row(0)
     # TraceLab README: input 3,039, cache write 21,086, cache read 394,068 (Anthropic-exclusive), output 9,423.
     assert sums == (3039 + 21086 + 394068, 394068, 21086, 0, 9423, 0)
     assert result.ignored["claude_code_duplicate"] == 15

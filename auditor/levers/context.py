@@ -62,6 +62,7 @@ from auditor.levers.options import count, number, reject_unknown
 from auditor.redact import excerpt
 from auditor.reduce import HEAD_CHARS, ensure_reduced
 from auditor.report import Finding, Gap, usd
+from auditor.schema import TOKEN_COLUMNS
 
 LEVER_ID = "context_trimming"
 _OPT = f"levers.{LEVER_ID}"
@@ -211,12 +212,7 @@ def _candidates(frame: pl.DataFrame) -> pl.DataFrame:
         "provider",
         pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature"),
         pl.coalesce("model_id", "model").fill_null("(unknown model)").alias("_model"),
-        "input_tokens",
-        "cache_read_tokens",
-        "cache_write_5m_tokens",
-        "cache_write_1h_tokens",
-        "output_tokens",
-        "reasoning_tokens",
+        *TOKEN_COLUMNS,
         "messages_count",
         "prompt_chars",
         pl.col(DUP_CHARS).alias("_dup_chars"),

@@ -37,7 +37,7 @@ from auditor.prices import ModelPrice
 from auditor.redact import excerpt
 from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, usd
-from auditor.schema import MONEY
+from auditor.schema import MONEY, TOKEN_COLUMNS
 
 LEVER_ID = "model_tiering"
 UNATTRIBUTED = "(unattributed)"
@@ -56,12 +56,7 @@ _COLUMNS = (
     "price_date",
     "feature",
     "cost_usd",
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
+    *TOKEN_COLUMNS,
     "batch",
     "service_tier",
     "response_format",
