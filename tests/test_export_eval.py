@@ -25,33 +25,20 @@ from auditor.export_eval import (
 from auditor.ingest.shape import request_fields
 from auditor.prices import ModelPrice
 from auditor.schema import MONEY, rows_to_frame
-from tests.helpers import at
+from tests.helpers import at, model_price
 
 CUSTOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Anthropic's rule; OpenAI only needs uniqueness
-
-
-def _mp(model_id: str, provider: str, inp: str, out: str) -> ModelPrice:
-    return ModelPrice(
-        model_id=model_id,
-        provider=provider,
-        effective_from=date(2025, 1, 1),
-        input_mtok=Decimal(inp),
-        output_mtok=Decimal(out),
-        cache_read_mtok=None,
-        cache_write_5m_mtok=None,
-        cache_write_1h_mtok=None,
-    )
 
 
 class FakeBook:
     models: ClassVar[dict[str, ModelPrice]] = {
         m.model_id: m
         for m in (
-            _mp("gpt-4o", "openai", "2.5", "10"),
-            _mp("gpt-4o-mini", "openai", "0.15", "0.6"),
-            _mp("claude-opus-4", "anthropic", "15", "75"),
-            _mp("claude-haiku-4-5", "anthropic", "1", "5"),
-            _mp("gemini-flash", "google", "0.1", "0.4"),
+            model_price("gpt-4o", "openai", "2.5", "10"),
+            model_price("gpt-4o-mini", "openai", "0.15", "0.6"),
+            model_price("claude-opus-4", "anthropic", "15", "75"),
+            model_price("claude-haiku-4-5", "anthropic", "1", "5"),
+            model_price("gemini-flash", "google", "0.1", "0.4"),
         )
     }
 

@@ -22,24 +22,13 @@ from auditor.plan import build_plan
 from auditor.prices import ModelPrice
 from auditor.reduce import is_reduced, reduce_chunk
 from auditor.schema import MONEY, rows_to_frame
-from tests.helpers import at
+from tests.helpers import at, model_price
 
 DAY = date(2026, 10, 1)
 
 
 def _mp(model_id: str, provider: str, family: Any, inp: str, out: str, **kw: Any) -> ModelPrice:
-    return ModelPrice(
-        model_id=model_id,
-        provider=provider,
-        effective_from=date(2025, 1, 1),
-        input_mtok=Decimal(inp),
-        output_mtok=Decimal(out),
-        cache_read_mtok=None,
-        cache_write_5m_mtok=None,
-        cache_write_1h_mtok=None,
-        family=family,
-        **kw,
-    )
+    return model_price(model_id, provider, inp, out, family=family, **kw)
 
 
 class FakeBook:
