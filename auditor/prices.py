@@ -13,6 +13,8 @@ CONTRACT (other modules build on this; keep the names and meanings):
 - `book.cost(frame, price_date=None) -> pl.Series` (MONEY): the cost of each row from its columns
   `model_id`, `timestamp`, the token columns, `batch`, `service_tier`. Levers call it on a modified copy
   of the frame to price a counterfactual (another model, other cache tokens, batch=True, ...).
+- `book.cache_costs(frame, {name: (read, write_5m, write_1h)}, price_date=None) -> DataFrame`: one MONEY column
+  per name, what `cost` gives for the frame with those cache token columns (expressions), in one price join.
 
 Cost of one request (all prices per 1M tokens, Decimal-exact):
   uncached = input - cache_read - cache_write_5m - cache_write_1h (null cache columns count as 0)
@@ -683,6 +685,18 @@ class PriceBook:
         """Cost of each row (MONEY), from model_id, timestamp, token columns, batch and service_tier."""
         return _cost(frame, self.price_frame(), self._price_dates(frame, price_date)).alias("cost_usd")
 
+    def cache_costs(
+        self,
+        frame: pl.DataFrame,
+        variants: Mapping[str, tuple[pl.Expr, pl.Expr, pl.Expr]],
+        price_date: date | None = None,
+    ) -> pl.DataFrame:
+        """Per variant name, a MONEY column: the cost of each row with its cache token columns replaced by the
+        variant's (cache_read, cache_write_5m, cache_write_1h) expressions over `frame`, exactly what `cost`
+        gives for that modified copy, from one price join for all variants (the join is most of the cost)."""
+        days = self._price_dates(frame, price_date)
+        return _costs(frame, self.price_frame(), days, variants)
+
 
 def _price_frame(history: Mapping[str, tuple[ModelPrice, ...]]) -> pl.DataFrame:
     max_tiers = max((len(r.tiers) for rows in history.values() for r in rows), default=0)
@@ -733,11 +747,27 @@ def _tokens(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Decimal(38, 0))
 
 
+_CACHE_COLUMNS = ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
+
+
 def _cost(frame: pl.DataFrame, prices: pl.DataFrame, days: pl.Series) -> pl.Series:
+    read, w5, w1 = (pl.col(c) if c in frame.columns else pl.lit(None) for c in _CACHE_COLUMNS)
+    return _costs(frame, prices, days, {"cost_usd": (read, w5, w1)}).to_series()
+
+
+def _costs(
+    frame: pl.DataFrame,
+    prices: pl.DataFrame,
+    days: pl.Series,
+    variants: Mapping[str, tuple[pl.Expr, pl.Expr, pl.Expr]],
+) -> pl.DataFrame:
+    """One MONEY column per variant: the rows priced with the variant's cache token expressions."""
     tier_count = sum(1 for c in prices.columns if c.endswith("_above"))
-    cols = ["model_id", "timestamp", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-            "cache_write_1h_tokens", "output_tokens", "batch", "service_tier", "status"]  # fmt: skip
-    work = frame.select([pl.col(c) if c in frame.columns else pl.lit(None).alias(c) for c in cols]).with_columns(
+    cols = ["model_id", "timestamp", "input_tokens", "output_tokens", "batch", "service_tier", "status"]
+    present = [pl.col(c) if c in frame.columns else pl.lit(None).alias(c) for c in cols]
+    # variant i's cache token columns, evaluated on the frame, as __c{i}_0 / _1 / _2
+    cache = [expr.alias(f"__c{i}_{j}") for i, exprs in enumerate(variants.values()) for j, expr in enumerate(exprs)]
+    work = frame.select(*present, *cache).with_columns(
         days.alias("__day"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"),
         pl.col("model_id").cast(pl.String),
@@ -767,15 +797,6 @@ def _cost(frame: pl.DataFrame, prices: pl.DataFrame, days: pl.Series) -> pl.Seri
     p_w5 = pick("p_w5", "w5").fill_null(p_in)
     p_w1 = pick("p_w1", "w1").fill_null(p_w5)  # no 1-hour option: bill as the provider's only write
 
-    read = _tokens("cache_read_tokens").fill_null(0)
-    w5 = _tokens("cache_write_5m_tokens").fill_null(0)
-    w1 = _tokens("cache_write_1h_tokens").fill_null(0)
-    inp = _tokens("input_tokens").fill_null(0)
-    uncached = inp - read - w5 - w1
-    uncached = pl.when(uncached < 0).then(pl.lit(0, dtype=pl.Decimal(38, 0))).otherwise(uncached)
-    out = _tokens("output_tokens").fill_null(0)
-    per_mtok = uncached * p_in + read * p_read + w5 * p_w5 + w1 * p_w1 + out * p_out
-
     one = pl.lit(Decimal(1), dtype=PRICE)
     tier = pl.col("service_tier").str.to_lowercase()
     service = (
@@ -791,16 +812,45 @@ def _cost(frame: pl.DataFrame, prices: pl.DataFrame, days: pl.Series) -> pl.Seri
         .then(pl.col("m_offpeak"))
         .otherwise(one)
     )
+    # The row's prices and multipliers once (not once per variant), on a narrow frame back in the input order.
+    rates = joined.select(
+        "__i",
+        "input_tokens",
+        "output_tokens",
+        "status",
+        *(c for c in joined.columns if c.startswith("__c")),
+        p_in.alias("__in"),
+        p_out.alias("__out"),
+        p_read.alias("__read"),
+        p_w5.alias("__w5"),
+        p_w1.alias("__w1"),
+        service.alias("__service"),
+        offpeak.alias("__offpeak"),
+        pl.col("p_in").is_null().alias("__unknown"),
+    ).sort("__i")
+
+    inp = _tokens("input_tokens").fill_null(0)
+    out = _tokens("output_tokens").fill_null(0)
+
+    def per_mtok(i: int) -> pl.Expr:
+        read, w5, w1 = (_tokens(f"__c{i}_{j}").fill_null(0) for j in range(3))
+        uncached = inp - read - w5 - w1
+        uncached = pl.when(uncached < 0).then(pl.lit(0, dtype=pl.Decimal(38, 0))).otherwise(uncached)
+        p_in, p_read, p_w5, p_w1, p_out = (pl.col(c) for c in ("__in", "__read", "__w5", "__w1", "__out"))
+        return uncached * p_in + read * p_read + w5 * p_w5 + w1 * p_w1 + out * p_out
 
     no_tokens = pl.col("input_tokens").is_null() & pl.col("output_tokens").is_null()
-    cost = (
-        pl.when(no_tokens & (pl.col("status") == "error"))
-        .then(pl.lit(Decimal(0), dtype=MONEY))  # failed requests without usage are not billed
-        .when(no_tokens | pl.col("p_in").is_null())
-        .then(pl.lit(None, dtype=MONEY))  # unknown tokens or unknown model: unknown cost, never 0
-        .otherwise((per_mtok * service * offpeak / MTOK).cast(MONEY))
-    )
-    return joined.sort("__i").select(cost.alias("cost_usd")).to_series()
+
+    def cost(i: int) -> pl.Expr:
+        return (
+            pl.when(no_tokens & (pl.col("status") == "error"))
+            .then(pl.lit(Decimal(0), dtype=MONEY))  # failed requests without usage are not billed
+            .when(no_tokens | pl.col("__unknown"))
+            .then(pl.lit(None, dtype=MONEY))  # unknown tokens or unknown model: unknown cost, never 0
+            .otherwise((per_mtok(i) * pl.col("__service") * pl.col("__offpeak") / MTOK).cast(MONEY))
+        )
+
+    return rates.select(cost(i).alias(name) for i, name in enumerate(variants))
 
 
 # ---------------------------------------------------------------------------------------------------------------

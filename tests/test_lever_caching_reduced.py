@@ -11,8 +11,8 @@ import polars as pl
 
 from auditor.levers import available_levers
 from auditor.levers.base import LeverContext, LeverResult
-from auditor.levers.caching import BYTES, KEYS, LEVER, MASKED_KEYS, SPAN
-from auditor.levers.prefix import chain_keys
+from auditor.levers.caching import BYTES, KEYS, KEYS_HEAD, LEVER, MASKED_KEYS, SPAN
+from auditor.levers.prefix import chain_keys, join_key_lists
 from auditor.prices import PriceBook
 from auditor.reduce import reduce_chunk
 from tests.helpers import canonical
@@ -58,8 +58,9 @@ def test_features_hold_the_chain_keys_and_only_masked_rows_carry_masked_data() -
     assert features.height == frame.height
     text = frame["prompt_text"]
     expected = chain_keys(text, 512).group_by("text_idx", maintain_order=True).agg("key")
+    lists = join_key_lists(features[KEYS_HEAD], features[KEYS])
     for row, keys in zip(expected["text_idx"], expected["key"], strict=True):
-        assert features[KEYS][row].to_list() == keys.to_list()
+        assert lists[row].to_list() == keys.to_list()
     assert features[BYTES].to_list() == text.str.len_bytes().to_list()
     assert features[KEYS].null_count() == 1 == text.null_count()
     # masked keys and span evidence only where masking changes the prompt: the 6 timestamped + 4 reordered-tools rows

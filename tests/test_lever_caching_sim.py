@@ -10,7 +10,14 @@ import pytest
 
 from auditor.levers import caching
 from auditor.levers.cache_sim import cached_tokens, replay, writes_never_read
-from auditor.levers.prefix import _may_be_volatile, chain_key_lists, chain_keys, find_volatile_span, mask_volatile
+from auditor.levers.prefix import (
+    _may_be_volatile,
+    chain_key_lists,
+    chain_keys,
+    find_volatile_span,
+    mask_volatile,
+    split_key_lists,
+)
 from tests.mooncake_helper import BLOCK_BYTES, load_trace
 
 
@@ -131,17 +138,23 @@ def test_replay_in_scope_batches_equals_one_replay(monkeypatch: pytest.MonkeyPat
         times.append(float(i * 37 % 500))
         scopes.append(i % 4)
     keys = chain_key_lists(pl.Series(texts), 32)
+    split = split_key_lists(keys, min_texts=4)  # the stored form: shared head + tail
+    assert split["head"].null_count() < 60
     requests = pl.DataFrame(
         {
             "req": pl.Series(range(60), dtype=pl.UInt32),
             "scope": scopes,
             "t": [int(t * 1e6) for t in times],
-            "keys": keys,
+            "whole_head": pl.Series([None] * 60, dtype=pl.Binary),
+            "whole": keys,
+            "head": split["head"],
+            "keys": split["tail"],
             "bytes": pl.Series(texts).str.len_bytes(),
         }
     ).sort("t", "req")
-    whole = caching._replay(requests, "keys", "bytes", 32, [300, None]).sort("req")
+    whole = caching._replay(requests, "whole_head", "whole", "bytes", 32, [300, None]).sort("req")
+    assert caching._replay(requests, "head", "keys", "bytes", 32, [300, None]).sort("req").equals(whole)
     monkeypatch.setattr(caching, "_REPLAY_BATCH_BLOCKS", 50)
-    batched = caching._replay(requests, "keys", "bytes", 32, [300, None]).sort("req")
+    batched = caching._replay(requests, "head", "keys", "bytes", 32, [300, None]).sort("req")
     assert batched.equals(whole)
     assert whole.height > 30 and whole["hit_bytes_0"].max() > 0  # requests share prefixes, some hit

@@ -45,8 +45,12 @@ from auditor.levers.prefix import (
     SPAN_SEP,
     chain_key_lists,
     chain_keys,
+    exploded_keys,
+    key_count,
+    last_key,
     masked_features,
     shared_strings,
+    split_key_lists,
 )
 from auditor.prices import CacheRules, PricingError
 from auditor.redact import excerpt
@@ -60,14 +64,20 @@ _INF = math.inf
 VARIANTS = ("raw", "masked")  # prompts as logged / with volatile spans and JSON key order normalized
 
 # Per-request features (see PromptCachingLever.features): all the simulation and the findings read of a prompt.
-KEYS = f"_{LEVER_ID}_keys"  # List[UInt64]: chain key of every block (null: no prompt text)
+# A prompt's chain keys (one per block) are KEYS_HEAD's then KEYS' (prefix.split_key_lists): the leading keys many
+# prompts of an ingest chunk share, packed and stored once per chunk, then the rest.
+KEYS_HEAD = f"_{LEVER_ID}_keys_head"  # Binary (prefix.pack_keys), null when no leading key is shared
+KEYS = f"_{LEVER_ID}_keys"  # List[UInt64]: the chain keys after the head's (null: no prompt text)
 BYTES = f"_{LEVER_ID}_bytes"  # UInt32: prompt length in bytes (null: no prompt text)
 HEAD = f"_{LEVER_ID}_head"  # first HEAD_CHARS of the prompt, null when "[system]\n" + system_text rebuilds them
-MASKED_KEYS = f"_{LEVER_ID}_masked_keys"  # chain keys of the masked prompt; null unless masking changes it
+# chain keys of the masked prompt, whole (null unless masking changes it: a split head would cost a 16-byte view on
+# every row for the few rows that have masked keys)
+MASKED_KEYS = f"_{LEVER_ID}_masked_keys"
 MASKED_BYTES = f"_{LEVER_ID}_masked_bytes"
 WINDOW = f"_{LEVER_ID}_window"  # List[Boolean]: buster test per possible shared prefix (prefix.masked_features)
 SPAN = f"_{LEVER_ID}_span"  # evidence of the first volatile span (prefix.SPAN_SEP fields)
 HAS_TEXT = pl.col(BYTES).is_not_null()
+_CHAIN_COLUMNS = (KEYS_HEAD, KEYS, MASKED_KEYS, WINDOW)  # the largest features: gathered once
 _REPLAY_BATCH_BLOCKS = 2_000_000  # bound on the (request, block) rows replayed at once (~0.2 GB with temporaries)
 _PRICE_BATCH_ROWS = 100_000  # rows priced at once
 # What analyze reads of the frame besides its own features: keys, pricing inputs (PriceBook.cost), cache usage, and
@@ -208,24 +218,25 @@ def _with_rates(work: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
     """cost_none (all input uncached) and the per-token cost change of reading / writing 5m / writing 1h."""
     zero = pl.lit(0, dtype=pl.Int64)
     full = pl.col("input_tokens")
-
-    def price(read: pl.Expr, w5: pl.Expr, w1: pl.Expr) -> pl.Series:
-        # in row batches: pricing joins every price column (all tiers) onto each row, ~0.6 KB a row for a moment
-        parts = []
-        for start in range(0, work.height, _PRICE_BATCH_ROWS):
-            modified = work.slice(start, _PRICE_BATCH_ROWS).with_columns(
-                read.alias("cache_read_tokens"), w5.alias("cache_write_5m_tokens"), w1.alias("cache_write_1h_tokens")
-            )
-            parts.append(ctx.prices.cost(modified, ctx.price_date).cast(pl.Float64))
-        return pl.concat(parts) if parts else pl.Series("cost_usd", [], dtype=pl.Float64)
-
-    none = price(zero, zero, zero)
+    variants = {
+        "none": (zero, zero, zero),
+        "read": (full, zero, zero),
+        "w5": (zero, full, zero),
+        "w1": (zero, zero, full),
+    }
+    # in row batches: pricing joins every price column (all tiers) onto each row, ~0.6 KB a row for a moment
+    parts = [
+        ctx.prices.cache_costs(work.slice(start, _PRICE_BATCH_ROWS), variants, ctx.price_date)
+        for start in range(0, work.height, _PRICE_BATCH_ROWS)
+    ]
+    costs = pl.concat(parts).cast(pl.Float64) if parts else pl.DataFrame(schema=dict.fromkeys(variants, pl.Float64))
+    none = costs["none"]
     tokens = work["input_tokens"].cast(pl.Float64)
     return work.with_columns(
         none.alias("cost_none"),
-        ((price(full, zero, zero) - none) / tokens).alias("d_read"),
-        ((price(zero, full, zero) - none) / tokens).alias("d_w5"),
-        ((price(zero, zero, full) - none) / tokens).alias("d_w1"),
+        ((costs["read"] - none) / tokens).alias("d_read"),
+        ((costs["w5"] - none) / tokens).alias("d_w5"),
+        ((costs["w1"] - none) / tokens).alias("d_w1"),
     )
 
 
@@ -251,7 +262,7 @@ class Simulation:
 
 
 def _simulate(work: pl.DataFrame, chains: pl.DataFrame, opts: CachingOptions) -> Simulation:
-    """`chains`: the list features (KEYS, MASKED_KEYS, WINDOW) of the analyzed frame, by `_chain_row` of work:
+    """`chains`: the key and window features (_CHAIN_COLUMNS) of the analyzed frame, by `_chain_row` of work:
     they are the largest columns, so they are gathered once, for text rows in replay order, instead of being
     copied by every filter and join on the way."""
     masked_cols = [c for c in (MASKED_KEYS, MASKED_BYTES, WINDOW) if c in chains.columns or c in work.columns]
@@ -292,14 +303,16 @@ def _simulate(work: pl.DataFrame, chains: pl.DataFrame, opts: CachingOptions) ->
     requests = pl.concat(
         [requests.drop("_chain_row"), chains.select(pl.all().gather(requests["_chain_row"]))], how="horizontal"
     )
-    replayed = _replay(requests, KEYS, BYTES, opts.block_bytes, [*ttls, None])
+    if KEYS_HEAD not in requests.columns:  # reduced before the keys were split: whole lists in KEYS
+        requests = requests.with_columns(pl.lit(None, dtype=pl.Binary).alias(KEYS_HEAD))
+    replayed = _replay(requests, KEYS_HEAD, KEYS, BYTES, opts.block_bytes, [*ttls, None])
     raw = requests.select("req", pl.col(BYTES).cast(pl.Int64).alias("len_bytes")).join(
         replayed, on="req", how="left", maintain_order="left"
     )
     tokens = sim.tokens.join(_variant_tokens(raw, sim.tokens, ttls, "raw"), on="req", how="left", maintain_order="left")
     masked = _masked_requests(requests, raw, opts) if opts.detect_busters and masked_cols else None
     if masked is not None:
-        replayed = _replay(masked, "keys", "bytes", opts.block_bytes, [*ttls, None])
+        replayed = _replay(masked, "head", "keys", "bytes", opts.block_bytes, [*ttls, None])
         rows = masked.select("req", pl.col("bytes").cast(pl.Int64).alias("len_bytes")).join(
             replayed, on="req", how="left", maintain_order="left"
         )
@@ -312,10 +325,14 @@ def _simulate(work: pl.DataFrame, chains: pl.DataFrame, opts: CachingOptions) ->
     return sim
 
 
-def _replay(requests: pl.DataFrame, keys: str, size: str, block_bytes: int, ttls: Sequence[int | None]) -> pl.DataFrame:
+def _replay(
+    requests: pl.DataFrame, head: str, keys: str, size: str, block_bytes: int, ttls: Sequence[int | None]
+) -> pl.DataFrame:
     """cache_sim.replay over the requests, a batch of whole cache scopes at a time: caches never span scopes, and
-    the exploded blocks (one row per request and block, ~36 bytes each) of a large log would not fit at once."""
-    per_scope = requests.group_by("scope").agg(pl.col(keys).list.len().sum().alias("n")).sort("scope")
+    the exploded blocks (one row per request and block, ~36 bytes each) of a large log would not fit at once.
+    `head` and `keys`: the request's chain keys, split (prefix.split_key_lists); joined a batch at a time."""
+    count = key_count(pl.col(head), pl.col(keys))
+    per_scope = requests.group_by("scope").agg(count.sum().alias("n")).sort("scope")
     batches: list[list[int]] = [[]]
     total = 0
     for scope, n in per_scope.iter_rows():
@@ -325,38 +342,27 @@ def _replay(requests: pl.DataFrame, keys: str, size: str, block_bytes: int, ttls
         batches[-1].append(scope)
         total += n
     if len(batches) == 1:
-        return replay(_blocks(requests, keys, size, block_bytes), ttls)
+        return replay(_blocks(requests, head, keys, size, block_bytes), ttls)
     parts = []
     for batch in batches:
         part = requests.filter(pl.col("scope").is_in(batch))
-        parts.append(replay(_blocks(part, keys, size, block_bytes), ttls))
+        parts.append(replay(_blocks(part, head, keys, size, block_bytes), ttls))
     return pl.concat(parts)
 
 
-def _blocks(requests: pl.DataFrame, keys: str, size: str, block_bytes: int) -> pl.DataFrame:
+def _blocks(requests: pl.DataFrame, head: str, keys: str, size: str, block_bytes: int) -> pl.DataFrame:
     """One row per (request, block) in the requests' order, then block order: req, scope, t, end_byte, key
     (what prefix.chain_keys gives for the request's text)."""
-    length = pl.col(keys).list.len()
-    rows = requests.select(
-        "req",
-        "scope",
-        "t",
-        pl.col(keys).alias("key"),
-        pl.col(size).cast(pl.Int64).alias("size"),
-        (length.cum_sum() - length).cast(pl.Int64).alias("first"),  # the row where its blocks start, once exploded
-    )
-    # an empty list explodes to one null row: drop it (the request has no block)
-    block = pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("first")
-    end = pl.min_horizontal((block + 1) * block_bytes, pl.col("size"))
-    return (
-        rows.explode("key")
-        .filter(pl.col("key").is_not_null())
-        .select("req", "scope", "t", end.alias("end_byte"), "key")
+    blocks = exploded_keys(requests[head], requests[keys])
+    rows = requests.select("req", "scope", "t", pl.col(size).cast(pl.Int64).alias("size"))[blocks["row"]]
+    end = pl.min_horizontal((pl.col("block").cast(pl.Int64) + 1) * block_bytes, pl.col("size"))
+    return pl.concat([rows, blocks.select("block", "key")], how="horizontal").select(
+        "req", "scope", "t", end.alias("end_byte"), "key"
     )
 
 
 def _masked_requests(requests: pl.DataFrame, raw: pl.DataFrame, opts: CachingOptions) -> pl.DataFrame | None:
-    """The requests to replay again with volatile spans masked: req, scope, t, keys, bytes.
+    """The requests to replay again with volatile spans masked: req, scope, t, head + keys (split), bytes.
 
     A volatile span that breaks a prefix sits where the prefix stops being shared, so only prompts with a
     volatile match in the window around their divergence point are masked (WINDOW holds that test for every
@@ -365,10 +371,10 @@ def _masked_requests(requests: pl.DataFrame, raw: pl.DataFrame, opts: CachingOpt
     equals the logged one).
     """
     shared = raw["shared_bytes"].fill_null(0)  # raw is in the requests' order
-    text = pl.col(KEYS).list.last().fill_null(0)  # the last chain key identifies the whole text
+    text = last_key(pl.col(KEYS_HEAD), pl.col(KEYS)).fill_null(0)  # the last chain key identifies the whole text
     at = (pl.col("divergence") + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k * block, size)
     flagged = (
-        requests.select("req", "scope", KEYS, MASKED_KEYS, WINDOW, text.alias("th"))
+        requests.select("req", "scope", MASKED_KEYS, WINDOW, text.alias("th"))
         .with_columns(shared.alias("divergence"))
         .with_columns(pl.col("divergence").max().over("th"))
         .select(pl.col(MASKED_KEYS).is_not_null() & pl.col(WINDOW).list.get(at, null_on_oob=True).fill_null(False))
@@ -385,6 +391,7 @@ def _masked_requests(requests: pl.DataFrame, raw: pl.DataFrame, opts: CachingOpt
             "req",
             "scope",
             "t",
+            pl.when("changed").then(None).otherwise(KEYS_HEAD).alias("head"),  # masked keys are whole lists
             pl.when("changed").then(MASKED_KEYS).otherwise(KEYS).alias("keys"),
             pl.when("changed").then(MASKED_BYTES).otherwise(BYTES).alias("bytes"),
         )
@@ -483,6 +490,7 @@ def _candidates(work: pl.DataFrame, sim: Simulation, variants: Sequence[str]) ->
 class PromptCachingLever:
     id = LEVER_ID
     title = "Prompt caching"
+    reads: tuple[str, ...] = _USED  # analyze selects these
 
     def check_options(self, options: dict[str, Any]) -> None:
         CachingOptions.parse(dict(options))
@@ -500,8 +508,10 @@ class PromptCachingLever:
         head = text.str.slice(0, HEAD_CHARS)
         rebuilt = (pl.lit("[system]\n") + chunk["system_text"]).str.slice(0, HEAD_CHARS)
         keys = chain_keys(text, opts.block_bytes)
+        split = split_key_lists(chain_key_lists(text, opts.block_bytes, keys))
         columns = [
-            chain_key_lists(text, opts.block_bytes, keys).alias(KEYS),
+            split["head"].alias(KEYS_HEAD),
+            split["tail"].alias(KEYS),
             text.str.len_bytes().cast(pl.UInt32).alias(BYTES),
             shared_strings(pl.select(pl.when(head == rebuilt).then(None).otherwise(head)).to_series()).alias(HEAD),
         ]
@@ -521,7 +531,7 @@ class PromptCachingLever:
         frame = ensure_reduced(frame, self, ctx.options or {})
         # Every filter, join and partition below copies the rows it keeps: only the columns it reads go on.
         frame = frame.select([c for c in frame.columns if c in _USED or c.startswith(f"_{LEVER_ID}_")])
-        chains = frame.select([c for c in (KEYS, MASKED_KEYS, WINDOW) if c in frame.columns])
+        chains = frame.select([c for c in _CHAIN_COLUMNS if c in frame.columns])
         frame = frame.drop(chains.columns).with_row_index("_chain_row")
         work, rules = _prepare(frame, ctx, opts)
         result = LeverResult(

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
+from typing import Literal
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 DEFAULT_BLOCK_BYTES = 256  # ~64 tokens: finer than OpenAI's 128-token step, far below any cache minimum
 _CHUNK_BYTES = 1 << 28  # bound on text bytes exploded into blocks at once (memory stays ~ this size)
@@ -474,3 +478,136 @@ def _tools_divergence(texts: pl.Series) -> pl.Series:
             )
     frame = pl.DataFrame(table, schema={"tools": pl.String, "at": pl.Int64})
     return tools.to_frame("tools").join(frame, on="tools", how="left", maintain_order="left")["at"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chain keys stored compactly: the leading keys many prompts share (tools, system prompt, examples) once
+
+SHARED_MIN_TEXTS = 8  # a leading key held by at least this many lists of a batch goes into the shared head
+_KEY_BYTES = 8
+
+
+def split_key_lists(lists: pl.Series, min_texts: int = SHARED_MIN_TEXTS) -> pl.DataFrame:
+    """Each key list as `head` (Binary: its leading keys that at least `min_texts` lists of the batch hold,
+    packed by pack_keys; null when none) and `tail` (List[UInt64]: the keys after the head; the whole list when
+    the head is null, null for a null list). `join_key_lists(head, tail)` gives `lists` back exactly.
+
+    Requests with the same system prompt repeat its keys: the head column is a view per row (16 bytes) into one
+    copy of each distinct head of the batch, instead of 8 bytes per key per row. Where the split falls changes
+    the memory only, never the keys.
+    """
+    frame = pl.DataFrame({"keys": lists.cast(pl.List(pl.UInt64))}).with_row_index("i")
+    # Keys are prefix-closed (a held key's predecessors are held too), so the held keys of a list are its leading
+    # run. Any cut would give the list back exactly: the head's last key names the whole head (as any chain key
+    # names its whole prefix), which is all join_key_lists relies on.
+    leading = (
+        frame.explode("keys")
+        .filter(pl.col("keys").is_not_null())
+        .select("i", (pl.len().over("keys") >= min_texts).alias("held"))
+        .group_by("i")
+        .agg(pl.col("held").sum().cast(pl.Int64).alias("n"))
+    )
+    frame = frame.join(leading, on="i", how="left", maintain_order="left").with_columns(pl.col("n").fill_null(0))
+    # the last key of a head identifies all of it (prefix-closed keys): one packed copy per distinct id
+    frame = frame.with_columns(pl.when(pl.col("n") > 0).then(pl.col("keys").list.get(pl.col("n") - 1)).alias("id"))
+    distinct = frame.filter(pl.col("id").is_not_null() & pl.col("id").is_first_distinct())
+    table = distinct.select("id", pack_keys(distinct.select(pl.col("keys").list.head("n")).to_series()).alias("head"))
+    joined = frame.join(table, on="id", how="left", maintain_order="left")
+    return joined.select("head", pl.col("keys").list.slice(pl.col("n")).alias("tail"))
+
+
+def join_key_lists(head: pl.Series, tail: pl.Series) -> pl.Series:
+    """The key lists split_key_lists cut: each distinct head unpacked once, then put in front of its tail."""
+    frame = pl.DataFrame({"head": head.cast(pl.Binary), "tail": tail.cast(pl.List(pl.UInt64))})
+    frame = frame.with_columns(_last_packed(pl.col("head")).alias("id"))
+    distinct = frame.filter(pl.col("id").is_not_null() & pl.col("id").is_first_distinct())
+    table = pl.DataFrame({"id": distinct["id"], "keys": unpack_keys(distinct["head"])})
+    joined = frame.join(table, on="id", how="left", maintain_order="left")
+    full = pl.when(pl.col("head").is_null()).then(pl.col("tail")).otherwise(pl.concat_list("keys", "tail"))
+    return joined.select(full.alias(tail.name)).to_series()
+
+
+def exploded_keys(head: pl.Series, tail: pl.Series) -> pl.DataFrame:
+    """join_key_lists(head, tail) exploded, without building the lists (the concatenation is the costly part):
+    one row per key, in row then key order: `row` (position in the inputs), `block` (the key's position in its
+    list), `key`. Empty and null lists give no rows."""
+    frame = pl.DataFrame({"head": head.cast(pl.Binary), "tail": tail.cast(pl.List(pl.UInt64))})
+    frame = frame.with_columns(_last_packed(pl.col("head")).alias("id"))
+    distinct = frame.filter(pl.col("id").is_not_null() & pl.col("id").is_first_distinct())
+    heads = distinct.select("id", unpack_keys(distinct["head"]).alias("keys"))
+    size = pl.col("keys").list.len()
+    heads = heads.with_columns((size.cum_sum() - size).cast(pl.Int64).alias("head_start"))
+    # all keys in one column: the distinct heads' keys, then every tail's (keys are never null)
+    flat = pl.concat([heads["keys"].explode(), frame["tail"].explode().drop_nulls()])
+    n_head = pl.col("head").bin.size().fill_null(0) // _KEY_BYTES
+    n_tail = pl.col("tail").list.len().fill_null(0).cast(pl.Int64)
+    rows = (
+        frame.join(heads.select("id", "head_start"), on="id", how="left", maintain_order="left")
+        .select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
+            n_head.cast(pl.Int64).alias("n_head"),
+            pl.col("head_start").fill_null(0),
+            (n_tail.cum_sum() - n_tail + heads["keys"].list.len().sum()).alias("tail_start"),
+            pl.int_ranges(0, n_head + n_tail, dtype=pl.Int64).alias("block"),
+        )
+        .explode("block")
+        .filter(pl.col("block").is_not_null())
+    )
+    in_tail = pl.col("tail_start") + pl.col("block") - pl.col("n_head")
+    at = pl.when(pl.col("block") < pl.col("n_head")).then(pl.col("head_start") + pl.col("block")).otherwise(in_tail)
+    index = rows.select(at).to_series()
+    return rows.select("row", pl.col("block").cast(pl.UInt32), flat.gather(index).alias("key"))
+
+
+def key_count(head: pl.Expr, tail: pl.Expr) -> pl.Expr:
+    """The length of join_key_lists(head, tail), without joining them."""
+    return (head.bin.size().fill_null(0) // _KEY_BYTES + tail.list.len().fill_null(0)).cast(pl.Int64)
+
+
+def last_key(head: pl.Expr, tail: pl.Expr) -> pl.Expr:
+    """The last key of join_key_lists(head, tail) (null for an empty or null list), without joining them."""
+    return tail.list.last().fill_null(_last_packed(head))
+
+
+def _last_packed(head: pl.Expr) -> pl.Expr:
+    # pack_keys writes the machine's byte order (Arrow buffers)
+    return head.bin.slice(-_KEY_BYTES, _KEY_BYTES).bin.reinterpret(dtype=pl.UInt64, endianness=_ENDIAN)
+
+
+_ENDIAN: Literal["little", "big"] = "little" if sys.byteorder == "little" else "big"
+
+
+def pack_keys(lists: pl.Series) -> pl.Series:
+    """List[UInt64] -> Binary: each list's keys as 8 bytes each (machine order), one buffer copy, no per-row
+    Python. No null lists or keys (a packed list has no place for them)."""
+    lists = lists.cast(pl.List(pl.UInt64))
+    if lists.null_count() or (lists.list.drop_nulls().list.len() != lists.list.len()).any():
+        raise ValueError("pack_keys takes lists of keys without nulls")
+    array = lists.to_arrow()
+    offsets = pc.subtract(array.offsets, array.offsets[0])
+    flat = pa.concat_arrays([array.flatten()]) if len(array) else pa.array([], pa.uint64())  # offset 0
+    data = flat.buffers()[1] or pa.py_buffer(b"")
+    binary = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(),
+        len(array),
+        [None, pc.multiply(offsets, _KEY_BYTES).buffers()[1], data.slice(0, len(flat) * _KEY_BYTES)],
+    )
+    return pl.Series(lists.name, binary, dtype=pl.Binary)
+
+
+def unpack_keys(packed: pl.Series) -> pl.Series:
+    """pack_keys reversed: Binary -> List[UInt64] (no nulls). Meant for a few distinct values: one row per key."""
+    if packed.null_count():
+        raise ValueError("unpack_keys takes packed keys without nulls")
+    frame = pl.DataFrame({"b": packed.cast(pl.Binary)}).with_row_index("r")
+    at = pl.col("k") * _KEY_BYTES
+    keys = (
+        frame.with_columns(pl.int_ranges(0, pl.col("b").bin.size() // _KEY_BYTES, dtype=pl.Int64).alias("k"))
+        .explode("k")
+        .filter(pl.col("k").is_not_null())  # an empty list explodes to one null row
+        .select("r", pl.col("b").bin.slice(at, _KEY_BYTES).bin.reinterpret(dtype=pl.UInt64, endianness=_ENDIAN))
+        .group_by("r", maintain_order=True)
+        .agg("b")
+    )
+    lists = frame.select("r").join(keys, on="r", how="left", maintain_order="left")["b"]
+    return lists.fill_null(pl.lit([], dtype=pl.List(pl.UInt64))).alias(packed.name)
