@@ -136,6 +136,7 @@ def scan_command(
     from auditor.prices import PricingError
     from auditor.render import FORMATS as OUTPUT_FORMATS
     from auditor.render import render
+    from auditor.spill import SpillError
 
     if fmt not in OUTPUT_FORMATS:
         fail(f"--format {fmt!r} is not one of {', '.join(OUTPUT_FORMATS)}")
@@ -162,7 +163,7 @@ def scan_command(
     try:
         with progress_reporter(paths) as progress:
             result = scan(options, progress=progress)
-    except (PricingError, ConfigError) as exc:
+    except (PricingError, ConfigError, SpillError) as exc:
         fail(str(exc))
     report = result.report
     if not report.inputs.get("files") and report.inputs.get("records_skipped"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,19 +17,29 @@ import polars as pl
 
 from auditor import __version__
 from auditor.config import Config, ConfigError
-from auditor.ingest import IngestResult, read_paths
+from auditor.ingest import IngestResult, expand_paths, read_paths
 from auditor.levers import available_levers
 from auditor.levers.base import Lever, LeverContext, LeverResult
 from auditor.plan import build_plan
 from auditor.prices import PriceBook
-from auditor.reduce import reduce_chunk
+from auditor.reduce import is_reduced, reduce_chunk
 from auditor.report import Finding, Gap, Report, usd
 from auditor.schema import SORT_KEYS
+from auditor.spill import (
+    BASE_COLUMNS,
+    SpillStore,
+    available_memory,
+    estimated_reduced_bytes,
+    should_spill,
+    spill_mode,
+    write_part,
+)
 from auditor.tokens import fill_missing_tokens
 
 SKIPPED_SAMPLES = 50  # how many skipped records the report lists one by one (all are counted)
 BREAKDOWN_KEYS = ("model", "provider", "feature", "tenant", "day")
 UNATTRIBUTED = "(none)"
+PRICE_SLICE_ROWS = 1_000_000  # rows priced at once (see add_costs)
 
 
 @dataclass
@@ -47,7 +58,9 @@ class ScanOptions:
 @dataclass
 class ScanResult:
     report: Report
-    frame: pl.DataFrame  # the priced canonical table, reduced (auditor.reduce: text heads and lever features)
+    # The priced canonical table, reduced (auditor.reduce: text heads and lever features); after a spilled scan
+    # (auditor.spill) only its BASE_COLUMNS: the other columns were on disk and are gone with the scan.
+    frame: pl.DataFrame
     ingest: IngestResult
     lever_results: list[LeverResult]
 
@@ -98,22 +111,29 @@ def lever_contexts(options: ScanOptions, prices: PriceBook) -> list[tuple[Lever,
 
 class ChunkReducer:
     """What ingest does with each chunk: filter, estimate missing tokens (needs the texts), derive every lever's
-    features, cut the texts down (auditor.reduce). Only the reduced chunks are kept.
+    features, cut the texts down (auditor.reduce). Only the reduced chunks are kept -- or, with a `spill_dir`,
+    written there whole, keeping only their stubs (auditor.spill.write_part).
 
     A picklable object (lever ids, not lever objects) because ingest worker processes run it too.
     """
 
-    def __init__(self, options: ScanOptions, lever_options: list[tuple[str, dict[str, Any]]]) -> None:
+    def __init__(
+        self, options: ScanOptions, lever_options: list[tuple[str, dict[str, Any]]], spill_dir: str | None = None
+    ) -> None:
         self.options = options
         self.lever_options = lever_options
+        self.spill_dir = spill_dir
         self._levers: list[tuple[Lever, dict[str, Any]]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"options": self.options, "lever_options": self.lever_options, "_levers": None}
+        return {**self.__dict__, "_levers": None}
 
     def __call__(self, chunk: pl.DataFrame) -> pl.DataFrame:
         chunk = fill_missing_tokens(filter_chunk(chunk, self.options))
-        return chunk if self.options.keep_texts else reduce_chunk(chunk, self.levers())
+        if self.options.keep_texts:
+            return chunk
+        reduced = reduce_chunk(chunk, self.levers())
+        return reduced if self.spill_dir is None else write_part(self.spill_dir, reduced)
 
     def levers(self) -> list[tuple[Lever, dict[str, Any]]]:
         if self._levers is None:
@@ -122,18 +142,68 @@ class ChunkReducer:
         return self._levers
 
 
-def chunk_reducer(options: ScanOptions, levers: list[tuple[Lever, LeverContext]]) -> ChunkReducer:
-    return ChunkReducer(options, [(lever.id, ctx.options) for lever, ctx in levers])
+def chunk_reducer(
+    options: ScanOptions, levers: list[tuple[Lever, LeverContext]], store: SpillStore | None = None
+) -> ChunkReducer:
+    spill_dir = str(store.directory) if store is not None else None
+    return ChunkReducer(options, [(lever.id, ctx.options) for lever, ctx in levers], spill_dir)
 
 
-def prepare_frame(frame: pl.DataFrame, options: ScanOptions, prices: PriceBook) -> pl.DataFrame:
+def wants_spill(options: ScanOptions) -> bool:
+    """Whether this scan keeps its reduced rows on disk (auditor.spill; LLM_AUDIT_SPILL). export-eval's full texts
+    never spill."""
+    if options.keep_texts:
+        return False
+    try:
+        mode = spill_mode()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if mode != "auto":
+        return mode == "always"
+    files, _ = expand_paths(options.paths)
+    return should_spill(mode, estimated_reduced_bytes(files), available_memory())
+
+
+def spill_store(options: ScanOptions) -> SpillStore | nullcontext[None]:
+    """A fresh SpillStore when the scan spills (a context manager that removes it), else a stand-in yielding None."""
+    return SpillStore.create() if wants_spill(options) else nullcontext()
+
+
+def ingested_frame(ingest: IngestResult, store: SpillStore | None) -> pl.DataFrame:
+    """The ingested frame, taken out of `ingest` (see _take_frame); a spilled scan's store learns its parts."""
+    frame = _take_frame(ingest)
+    if store is not None:
+        store.index(frame)
+    return frame
+
+
+def prepare_frame(
+    frame: pl.DataFrame, options: ScanOptions, prices: PriceBook, store: SpillStore | None = None
+) -> pl.DataFrame:
     """Reduced ingested rows -> the priced canonical frame: deterministic sort, row_id, costs.
 
     Hand over the only reference to `frame` (see scan), so the unsorted copy is freed as soon as the sort is done.
+    A spilled scan's stubs tell `store` the sorted order, then lose their part columns.
     """
-    frame = sort_frame(frame).with_row_index("row_id")
+    frame = sort_frame(frame)
+    if store is not None:
+        frame = store.order(frame)
+    frame = frame.with_row_index("row_id")
     frame = frame.with_columns(pl.col("row_id").cast(pl.Int64))
-    return prices.add_costs(frame, price_date=options.price_date)
+    return add_costs(frame, prices, options.price_date)
+
+
+def add_costs(frame: pl.DataFrame, prices: PriceBook, price_date: date | None) -> pl.DataFrame:
+    """PriceBook.add_costs in slices of PRICE_SLICE_ROWS: pricing is row-local, so the columns are the same, and
+    the price join it makes (every price column on every row, for a moment) stays bounded at 10M requests."""
+    if frame.height <= PRICE_SLICE_ROWS:
+        return prices.add_costs(frame, price_date=price_date)
+    added = []
+    for start in range(0, frame.height, PRICE_SLICE_ROWS):
+        part = frame.slice(start, PRICE_SLICE_ROWS)
+        priced = prices.add_costs(part, price_date=price_date)
+        added.append(priced.select(c for c in priced.columns if c not in part.columns))
+    return frame.hstack(pl.concat(added).get_columns())
 
 
 def sort_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -141,10 +211,35 @@ def sort_frame(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(list(SORT_KEYS), nulls_last=True, maintain_order=True)
 
 
-def run_levers(frame: pl.DataFrame, levers: list[tuple[Lever, LeverContext]], config: Config) -> list[LeverResult]:
+def lever_columns(lever: Lever, available: Sequence[str]) -> list[str]:
+    """The columns `lever.analyze` is given, in `available`'s order: BASE_COLUMNS, what the lever declares it
+    reads (`Lever.reads`) and its own features (`_<lever id>_*`)."""
+    wanted = {*BASE_COLUMNS, *lever.reads}
+    own = f"_{lever.id}_"
+    return [c for c in available if c in wanted or c.startswith(own)]
+
+
+def lever_frame(frame: pl.DataFrame, lever: Lever, store: SpillStore | None = None) -> pl.DataFrame:
+    """The frame one lever reads: a projection of the priced frame (a select, no copy), or with a spilled scan its
+    base columns plus the declared ones loaded from disk for this lever only. A full frame (export-eval's texts,
+    library callers) goes whole: the lever reduces it itself."""
+    if not is_reduced(frame):
+        return frame
+    if store is None:
+        return frame.select(lever_columns(lever, frame.columns))
+    # The order the columns have in memory mode: row_id, the reduced chunk's columns, then pricing's.
+    order = ["row_id", *store.columns, *(c for c in frame.columns if c not in store.columns and c != "row_id")]
+    names = lever_columns(lever, order)
+    loaded = store.load([c for c in names if c not in frame.columns])
+    return pl.concat([frame, loaded], how="horizontal").select(names) if loaded.width else frame.select(names)
+
+
+def run_levers(
+    frame: pl.DataFrame, levers: list[tuple[Lever, LeverContext]], config: Config, store: SpillStore | None = None
+) -> list[LeverResult]:
     results = []
     for lever, ctx in levers:
-        result = lever.analyze(frame, ctx)
+        result = lever.analyze(lever_frame(frame, lever, store), ctx)  # its columns are freed when it returns
         result.findings = [f for f in result.findings if config.code_enabled(f.code)]
         results.append(result)
     return results
@@ -170,15 +265,16 @@ def scan(options: ScanOptions, progress: Callable[[int], None] | None = None) ->
     if options.run_levers:
         check_lever_options(options.config)
     levers = lever_contexts(options, prices)
-    ingest = read_paths(
-        options.paths,
-        input_format=options.input_format,
-        attribution=options.config.attribution,
-        progress=progress,
-        on_chunk=chunk_reducer(options, levers),
-    )
-    frame = prepare_frame(_take_frame(ingest), options, prices)
-    results = run_levers(frame, levers, options.config) if frame.height else []
+    with spill_store(options) as store:  # a spilled scan's part files are removed however the scan ends
+        ingest = read_paths(
+            options.paths,
+            input_format=options.input_format,
+            attribution=options.config.attribution,
+            progress=progress,
+            on_chunk=chunk_reducer(options, levers, store),
+        )
+        frame = prepare_frame(ingested_frame(ingest, store), options, prices, store)
+        results = run_levers(frame, levers, options.config, store) if frame.height else []
     report = build_report(frame, ingest, results, options, prices)
     return ScanResult(report=report, frame=frame, ingest=ingest, lever_results=results)
 

@@ -55,6 +55,10 @@ class LeverResult:
 class Lever(Protocol):
     id: str
     title: str
+    # The columns `analyze` reads beyond auditor.spill.BASE_COLUMNS (canonical or reduced ones: heads, *_chars);
+    # its own features `_<id>_*` come without being listed. The pipeline hands each lever only these columns
+    # (from disk in spill mode), so reading an undeclared one fails in every mode, not only at volume.
+    reads: tuple[str, ...]
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise auditor.config.ConfigError when this lever's section of llm-audit.yaml is wrong."""
@@ -72,8 +76,9 @@ class Lever(Protocol):
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         """Counterfactual and findings for the priced canonical frame. Must not print or mutate `frame`.
 
-        The frame is reduced (auditor.reduce): no prompt_text, heads of the other texts, plus every lever's
-        features. A lever handed a full frame (tests) calls `auditor.reduce.ensure_reduced` first.
+        The frame is reduced (auditor.reduce): no prompt_text, heads of the other texts, plus this lever's features;
+        the pipeline gives it only BASE_COLUMNS, `reads` and those features. A lever handed a full frame (tests)
+        calls `auditor.reduce.ensure_reduced` first.
         """
         ...
 

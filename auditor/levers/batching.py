@@ -481,6 +481,10 @@ def _gaps(flagged: pl.DataFrame | None, work: pl.DataFrame, frame: pl.DataFrame,
 class BatchingLever:
     id = LEVER_ID
     title = "Batch and flex prices for traffic that can wait"
+    reads: tuple[str, ...] = (
+        *("latency_ms", "session_id", "tags", "messages_count"),
+        *("stream", "http_status", "error_type"),
+    )
 
     def check_options(self, options: dict[str, Any]) -> None:
         BatchingOptions.parse(dict(options))

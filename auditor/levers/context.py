@@ -388,6 +388,7 @@ def _saving(case: str) -> pl.Expr:
 class ContextLever:
     id = LEVER_ID
     title = "Resent history and oversized context"
+    reads: tuple[str, ...] = ("session_id", "last_user_text", "messages_count", "prompt_chars")
 
     def __init__(self) -> None:
         self.full_text = False

@@ -399,6 +399,7 @@ def _stage_savings(priced: pl.DataFrame) -> pl.DataFrame:
 class OutputCapsLever:
     id = LEVER_ID
     title = "Output caps, structured output and reasoning effort"
+    reads: tuple[str, ...] = ("system_hash", "max_tokens", "finish_reason", "output_text")
 
     def check_options(self, options: dict[str, Any]) -> None:
         OutputCapOptions.parse(dict(options))

@@ -482,6 +482,10 @@ def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
 class ResponseCacheLever:
     id = LEVER_ID
     title = "Response cache for repeated requests"
+    reads: tuple[str, ...] = (
+        *("latency_ms", "user", "last_user_text", "messages_count", "prompt_hash", "system_hash"),
+        *("max_tokens", "temperature", "response_format", "tools_count", "finish_reason"),
+    )
 
     def check_options(self, options: dict[str, Any]) -> None:
         ResponseCacheOptions.parse(dict(options))

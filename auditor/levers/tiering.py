@@ -218,6 +218,7 @@ def _savings(rows: pl.DataFrame) -> Decimal:
 class TieringLever:
     id = LEVER_ID
     title = "Model tiering and routing"
+    reads: tuple[str, ...] = (*_COLUMNS, "system_text", "last_user_text")  # the heads for excerpts
 
     def check_options(self, options: dict[str, Any]) -> None:
         TieringOptions.parse(dict(options))
