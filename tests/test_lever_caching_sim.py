@@ -140,21 +140,20 @@ def test_replay_in_scope_batches_equals_one_replay(monkeypatch: pytest.MonkeyPat
     keys = chain_key_lists(pl.Series(texts), 32)
     split = split_key_lists(keys, min_texts=4)  # the stored form: shared head + tail
     assert split["head"].null_count() < 60
+    whole_chains = pl.DataFrame({caching.KEYS_HEAD: pl.Series([None] * 60, dtype=pl.Binary), caching.KEYS: keys})
+    chains = pl.DataFrame({caching.KEYS_HEAD: split["head"], caching.KEYS: split["tail"]})
     requests = pl.DataFrame(
         {
             "req": pl.Series(range(60), dtype=pl.UInt32),
             "scope": scopes,
             "t": [int(t * 1e6) for t in times],
-            "whole_head": pl.Series([None] * 60, dtype=pl.Binary),
-            "whole": keys,
-            "head": split["head"],
-            "keys": split["tail"],
-            "bytes": pl.Series(texts).str.len_bytes(),
+            "_chain_row": pl.Series(range(60), dtype=pl.UInt32),
+            "bytes": pl.Series(texts).str.len_bytes().cast(pl.Int64),
         }
     ).sort("t", "req")
-    whole = caching._replay(requests, "whole_head", "whole", "bytes", 32, [300, None]).sort("req")
-    assert caching._replay(requests, "head", "keys", "bytes", 32, [300, None]).sort("req").equals(whole)
+    whole = caching._replay(requests, whole_chains, 32, [300, None]).sort("req")
+    assert caching._replay(requests, chains, 32, [300, None]).sort("req").equals(whole)
     monkeypatch.setattr(caching, "_REPLAY_BATCH_BLOCKS", 50)
-    batched = caching._replay(requests, "head", "keys", "bytes", 32, [300, None]).sort("req")
+    batched = caching._replay(requests, chains, 32, [300, None]).sort("req")
     assert batched.equals(whole)
     assert whole.height > 30 and whole["hit_bytes_0"].max() > 0  # requests share prefixes, some hit

@@ -20,9 +20,10 @@ reads it enables).
 Rows without prompt text still get the token-only analysis (realized hit rate, write/read spend, TTL-gap
 misses, writes never read) and an LA801 data gap.
 
-At volume: the chain-key lists (the largest columns) are gathered once, in replay order; the replay runs a batch
-of whole cache scopes at a time (_REPLAY_BATCH_BLOCKS bounds the exploded rows) and pricing a batch of rows at a
-time; everything per unit is one group-by or one partition over all units, never a filter per unit.
+At volume: the chain-key lists (the largest columns) are never copied for all rows: the replay runs a batch of
+independent request groups (same scope and first block) at a time and gathers their keys then
+(_REPLAY_BATCH_BLOCKS bounds the exploded rows); pricing runs a batch of rows at a time; evidence is looked up
+for the few requests a finding shows; everything per unit is one group-by or one partition over all units.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from auditor.levers.prefix import (
     chain_key_lists,
     chain_keys,
     exploded_keys,
+    first_key,
     key_count,
     last_key,
     masked_features,
@@ -77,9 +79,10 @@ MASKED_BYTES = f"_{LEVER_ID}_masked_bytes"
 WINDOW = f"_{LEVER_ID}_window"  # List[Boolean]: buster test per possible shared prefix (prefix.masked_features)
 SPAN = f"_{LEVER_ID}_span"  # evidence of the first volatile span (prefix.SPAN_SEP fields)
 HAS_TEXT = pl.col(BYTES).is_not_null()
-_CHAIN_COLUMNS = (KEYS_HEAD, KEYS, MASKED_KEYS, WINDOW)  # the largest features: gathered once
-_REPLAY_BATCH_BLOCKS = 2_000_000  # bound on the (request, block) rows replayed at once (~0.2 GB with temporaries)
-_PRICE_BATCH_ROWS = 100_000  # rows priced at once
+SCOPE = pl.concat_str("provider", "model_id", "billing_scope", separator="\x1f")  # caches never span scopes
+_CHAIN_COLUMNS = (KEYS_HEAD, KEYS, MASKED_KEYS, WINDOW)  # the largest features: gathered a batch at a time
+_REPLAY_BATCH_BLOCKS = 500_000  # about the (request, block) rows replayed at once (~40 MB with temporaries)
+_PRICE_BATCH_ROWS = 25_000  # rows priced at once
 # What analyze reads of the frame besides its own features: keys, pricing inputs (PriceBook.cost), cache usage, and
 # system_text (it rebuilds the LA101 example head).
 _USED = (
@@ -142,9 +145,9 @@ class UnitRules:
         return option > 0 and self.rules.write_1h_multiplier is not None
 
 
-def _rules_frame(frame: pl.DataFrame, ctx: LeverContext) -> tuple[pl.DataFrame, dict[str, UnitRules]]:
+def _rules_frame(frame: pl.LazyFrame, ctx: LeverContext) -> tuple[pl.DataFrame, dict[str, UnitRules]]:
     """Per model_id: the cache rules in force (at --price-date, else on the model's last logged day)."""
-    last_days = frame.group_by("model_id").agg(pl.col("timestamp").max().dt.date().alias("day"))
+    last_days = frame.group_by("model_id").agg(pl.col("timestamp").max().dt.date().alias("day")).collect()
     rules: dict[str, UnitRules] = {}
     rows = []
     for model_id, day in last_days.sort("model_id").iter_rows():
@@ -185,19 +188,22 @@ def _rules_frame(frame: pl.DataFrame, ctx: LeverContext) -> tuple[pl.DataFrame, 
 
 def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: CachingOptions) -> tuple[pl.DataFrame, dict[str, UnitRules]]:
     """Priced rows of cacheable models, with scope/unit keys, time in µs, rule columns and per-token deltas."""
-    priced = frame.filter(
+    priced = (
         pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null() & (pl.col("input_tokens").fill_null(0) > 0)
     )
-    rules_frame, rules = _rules_frame(priced, ctx)
+    rules_frame, rules = _rules_frame(frame.lazy().filter(priced), ctx)
+    # one filter (a copy of the rows kept); the rule columns come from a join on model_id alone
+    kept = frame.filter(priced & pl.col("model_id").is_in(list(rules)))
     if not rules:
-        return priced.head(0), rules
+        return kept, rules
     billing = (
         pl.col("tags").str.json_path_match(f"$.{opts.billing_scope_tag}")
         if opts.billing_scope_tag
         else pl.lit(None, dtype=pl.String)
     )
+    rule_columns = kept.select("model_id").join(rules_frame, on="model_id", how="left", maintain_order="left")
     work = (
-        priced.join(rules_frame, on="model_id", how="inner", maintain_order="left")
+        pl.concat([kept, rule_columns.drop("model_id")], how="horizontal")
         .with_columns(
             pl.col("timestamp").dt.epoch("us").alias("t"),
             pl.col("provider").fill_null(UNATTRIBUTED).alias("provider"),
@@ -206,12 +212,12 @@ def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: CachingOptions) -> tu
             pl.col("cost_usd").cast(pl.Float64).alias("cur"),
             *(pl.col(c).fill_null(0) for c in ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")),
         )
-        .with_columns(
-            pl.concat_str("provider", "model_id", "billing_scope", separator="\x1f").alias("scope"),
-        )
-        .with_columns(pl.concat_str("scope", "feature", separator="\x1f").alias("unit"))
+        # the cache scope (SCOPE) is only needed by the replay: computed there, not kept on every row
+        .with_columns(pl.concat_str(SCOPE, "feature", separator="\x1f").alias("unit"))
     )
-    return _with_rates(work, ctx), rules
+    del kept, rule_columns
+    # what only pricing reads goes once the rates are in
+    return _with_rates(work, ctx).drop("timestamp", "tags", "cost_usd", "batch", "service_tier", "status"), rules
 
 
 def _with_rates(work: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
@@ -248,72 +254,73 @@ class Simulation:
     """Per text request (by `req`, its row in the work frame): cached tokens per variant and TTL option."""
 
     tokens: pl.DataFrame
-    # by req: head (prompt head, null when "[system]\n" + system_text rebuilds it), system_text, span (first
-    # volatile span), bytes, input_tokens
-    evidence: pl.DataFrame | None = None
+    # Evidence, looked up for the few requests a finding shows: `rows` (work's _chain_row and input_tokens, by req)
+    # point into `source` (head: null when "[system]\n" + system_text rebuilds it, system_text, span, bytes; by
+    # chain row). Both are projections of frames analyze holds anyway: no copy per request.
+    source: pl.DataFrame | None = None
+    rows: pl.DataFrame | None = None
+
+    @property
+    def evidence(self) -> pl.DataFrame | None:
+        return self.source
 
     def evidence_row(self, req: int) -> dict[str, Any]:
-        """The evidence of one request (rows are sorted by req: a binary search, not a filter)."""
-        assert self.evidence is not None
-        row = self.evidence.row(int(self.evidence["req"].search_sorted(req)), named=True)
+        """The evidence of one request: head, system_text, span, bytes, input_tokens."""
+        assert self.source is not None and self.rows is not None
+        chain_row, input_tokens = self.rows.row(req)
+        row = self.source.row(chain_row, named=True)
+        row["input_tokens"] = input_tokens
         if row["head"] is None and row["system_text"] is not None:
             row["head"] = "[system]\n" + row["system_text"]
         return row
 
 
-def _simulate(work: pl.DataFrame, chains: pl.DataFrame, opts: CachingOptions) -> Simulation:
-    """`chains`: the key and window features (_CHAIN_COLUMNS) of the analyzed frame, by `_chain_row` of work:
-    they are the largest columns, so they are gathered once, for text rows in replay order, instead of being
-    copied by every filter and join on the way."""
+def _simulate(work: pl.DataFrame, chains: pl.DataFrame, source: pl.DataFrame, opts: CachingOptions) -> Simulation:
+    """`chains`: the key and window features (_CHAIN_COLUMNS) of the analyzed frame, by `_chain_row` of work; they
+    are the largest columns, so the replay gathers them a batch at a time instead of copying them for all rows.
+    `source`: the evidence columns (Simulation.source), by `_chain_row`."""
     masked_cols = [c for c in (MASKED_KEYS, MASKED_BYTES, WINDOW) if c in chains.columns or c in work.columns]
-    text_rows = (
-        work.with_row_index("req")
-        .filter(HAS_TEXT)
-        .select(
-            "req",
-            "t",
-            "scope",
-            "_chain_row",
-            BYTES,
-            *[c for c in masked_cols if c in work.columns],
-            "input_tokens",
-            "min_tokens",
-            "granularity",
-            "ttl0",
-            "ttl1",
-            pl.col(HEAD).alias("head"),
-            "system_text",
-            (pl.col(SPAN) if SPAN in work.columns else pl.lit(None, dtype=pl.String)).alias("span"),
-        )
-    )
+    # select before the filter: a filter copies every column it carries
+    text_rows = work.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("req"),
+        "t",
+        SCOPE.alias("scope"),
+        "_chain_row",
+        BYTES,
+        *[c for c in masked_cols if c in work.columns],
+        "input_tokens",
+        "min_tokens",
+        "granularity",
+        "ttl0",
+        "ttl1",
+    ).filter(HAS_TEXT)
     if text_rows.height == 0:
         return Simulation(tokens=pl.DataFrame(schema={"req": pl.UInt32}))
     ttls = sorted(int(v) for v in pl.concat([text_rows["ttl0"], text_rows["ttl1"]]).drop_nulls().unique().to_list())
     sim = Simulation(tokens=text_rows.select("req", "input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"))
-    sim.evidence = text_rows.select("req", "head", "system_text", "span", pl.col(BYTES).alias("bytes"), "input_tokens")
+    sim.source, sim.rows = source, work.select("_chain_row", "input_tokens")
     # The replay needs requests in start-time order (rows are in req order: ties in time stay in req order).
     requests = text_rows.select(
         "req",
         pl.col("scope").rank("dense").alias("scope"),
         "t",
         "_chain_row",
-        BYTES,
+        pl.col(BYTES).cast(pl.Int64).alias("bytes"),
         *[c for c in masked_cols if c in work.columns],
     ).sort("t", "req", maintain_order=True)
-    requests = pl.concat(
-        [requests.drop("_chain_row"), chains.select(pl.all().gather(requests["_chain_row"]))], how="horizontal"
-    )
-    if KEYS_HEAD not in requests.columns:  # reduced before the keys were split: whole lists in KEYS
-        requests = requests.with_columns(pl.lit(None, dtype=pl.Binary).alias(KEYS_HEAD))
-    replayed = _replay(requests, KEYS_HEAD, KEYS, BYTES, opts.block_bytes, [*ttls, None])
-    raw = requests.select("req", pl.col(BYTES).cast(pl.Int64).alias("len_bytes")).join(
+    del text_rows
+    if KEYS_HEAD not in chains.columns:  # reduced before the keys were split: whole lists in KEYS
+        chains = chains.with_columns(pl.lit(None, dtype=pl.Binary).alias(KEYS_HEAD))
+    replayed = _replay(requests, chains, opts.block_bytes, [*ttls, None])
+    raw = requests.select("req", pl.col("bytes").alias("len_bytes")).join(
         replayed, on="req", how="left", maintain_order="left"
     )
     tokens = sim.tokens.join(_variant_tokens(raw, sim.tokens, ttls, "raw"), on="req", how="left", maintain_order="left")
-    masked = _masked_requests(requests, raw, opts) if opts.detect_busters and masked_cols else None
+    masked = _masked_requests(requests, chains, raw, opts) if opts.detect_busters and masked_cols else None
+    del raw, replayed, requests
     if masked is not None:
-        replayed = _replay(masked, "head", "keys", "bytes", opts.block_bytes, [*ttls, None])
-        rows = masked.select("req", pl.col("bytes").cast(pl.Int64).alias("len_bytes")).join(
+        replayed = _replay(masked, chains, opts.block_bytes, [*ttls, None])
+        rows = masked.select("req", pl.col("bytes").alias("len_bytes")).join(
             replayed, on="req", how="left", maintain_order="left"
         )
         tokens = tokens.join(_variant_tokens(rows, tokens, ttls, "masked"), on="req", how="left", maintain_order="left")
@@ -325,44 +332,89 @@ def _simulate(work: pl.DataFrame, chains: pl.DataFrame, opts: CachingOptions) ->
     return sim
 
 
+def _key_stats(requests: pl.DataFrame, chains: pl.DataFrame) -> pl.DataFrame:
+    """Per request (requests' order): its first chain key and its number of keys, as the replay will see them
+    (the masked keys where `changed`), without gathering the key lists."""
+    stats = chains.select(
+        first_key(pl.col(KEYS_HEAD), pl.col(KEYS)).alias("first"), key_count(pl.col(KEYS_HEAD), pl.col(KEYS)).alias("n")
+    )[requests["_chain_row"]]
+    if "changed" not in requests.columns:
+        return stats
+    changed = requests.filter("changed")
+    masked = chains.select(pl.col(MASKED_KEYS).list.first().alias("m_first"), pl.col(MASKED_KEYS).list.len())[
+        changed["_chain_row"]
+    ]
+    # the changed requests' stats, by position: a scatter, not a join
+    at = requests.select(pl.arg_where(pl.col("changed"))).to_series()
+    first = stats["first"].scatter(at, masked["m_first"]) if at.len() else stats["first"]
+    count = stats["n"].scatter(at, masked[MASKED_KEYS].cast(pl.Int64)) if at.len() else stats["n"]
+    return pl.DataFrame({"first": first, "n": count})
+
+
 def _replay(
-    requests: pl.DataFrame, head: str, keys: str, size: str, block_bytes: int, ttls: Sequence[int | None]
+    requests: pl.DataFrame,
+    chains: pl.DataFrame,
+    block_bytes: int,
+    ttls: Sequence[int | None],
+    budget: int | None = None,
 ) -> pl.DataFrame:
-    """cache_sim.replay over the requests, a batch of whole cache scopes at a time: caches never span scopes, and
-    the exploded blocks (one row per request and block, ~36 bytes each) of a large log would not fit at once.
-    `head` and `keys`: the request's chain keys, split (prefix.split_key_lists); joined a batch at a time."""
-    count = key_count(pl.col(head), pl.col(keys))
-    per_scope = requests.group_by("scope").agg(count.sum().alias("n")).sort("scope")
-    batches: list[list[int]] = [[]]
-    total = 0
-    for scope, n in per_scope.iter_rows():
-        if batches[-1] and total + n > _REPLAY_BATCH_BLOCKS:
-            batches.append([])
-            total = 0
-        batches[-1].append(scope)
-        total += n
-    if len(batches) == 1:
-        return replay(_blocks(requests, head, keys, size, block_bytes), ttls)
-    parts = []
-    for batch in batches:
-        part = requests.filter(pl.col("scope").is_in(batch))
-        parts.append(replay(_blocks(part, head, keys, size, block_bytes), ttls))
+    """cache_sim.replay over the requests (req, scope, t, _chain_row, bytes, and `changed` for the masked variant:
+    its keys are MASKED_KEYS where changed), a batch of independent request groups at a time: the exploded blocks
+    (one row per request and block, ~80 bytes each with the replay's temporaries) of a large log would not fit at
+    once. A request only ever shares a cache entry with requests of its scope that have the same first block (chain
+    keys are prefix-closed: sharing block k means sharing block 0), so each group (scope, first key) replays alone;
+    groups are packed into batches of about `budget` blocks (default _REPLAY_BATCH_BLOCKS; a group larger than
+    that is one batch). The key lists are gathered from `chains` a batch at a time. Rows of a batch keep the
+    requests' order (start time), which is all the replay needs."""
+    budget = budget or _REPLAY_BATCH_BLOCKS
+    stats = _key_stats(requests, chains)
+    sizes = pl.DataFrame(
+        {"g": pl.DataFrame({"s": requests["scope"], "f": stats["first"]}).hash_rows(43), "n": stats["n"]}
+    )
+    # batch = where the group's first block falls in the groups' running total, in a fixed group order
+    per_group = sizes.group_by("g").agg(pl.col("n").sum()).sort("g")
+    per_group = per_group.select("g", ((pl.col("n").cum_sum() - pl.col("n")) // budget).cast(pl.UInt32).alias("b"))
+    batch = sizes.join(per_group, on="g", how="left", maintain_order="left")["b"]
+    del stats, sizes, per_group
+    # positions of each batch's requests, ascending (so in the requests' order), one after the other
+    order = pl.DataFrame({"b": batch, "i": pl.int_range(len(batch), dtype=pl.UInt32, eager=True)}).sort("b", "i")
+    counts = order.group_by("b").len().sort("b")["len"].to_list()
+    positions = order["i"]
+    del order, batch
+    parts, start = [], 0
+    for count in counts:
+        part = requests[positions.slice(start, count)] if len(counts) > 1 else requests
+        parts.append(replay(_blocks(part, chains, block_bytes), ttls))
+        start += count
     return pl.concat(parts)
 
 
-def _blocks(requests: pl.DataFrame, head: str, keys: str, size: str, block_bytes: int) -> pl.DataFrame:
+def _blocks(requests: pl.DataFrame, chains: pl.DataFrame, block_bytes: int) -> pl.DataFrame:
     """One row per (request, block) in the requests' order, then block order: req, scope, t, end_byte, key
     (what prefix.chain_keys gives for the request's text)."""
-    blocks = exploded_keys(requests[head], requests[keys])
-    rows = requests.select("req", "scope", "t", pl.col(size).cast(pl.Int64).alias("size"))[blocks["row"]]
+    keys = chains.select(KEYS_HEAD, KEYS, *([MASKED_KEYS] if "changed" in requests.columns else []))[
+        requests["_chain_row"]
+    ]
+    if "changed" in requests.columns:  # masked keys are whole lists
+        changed = requests["changed"]
+        keys = keys.select(
+            pl.when(changed).then(None).otherwise(pl.col(KEYS_HEAD)).alias(KEYS_HEAD),
+            pl.when(changed).then(pl.col(MASKED_KEYS)).otherwise(pl.col(KEYS)).alias(KEYS),
+        )
+    blocks = exploded_keys(keys[KEYS_HEAD], keys[KEYS])
+    del keys
+    rows = requests.select("req", "scope", "t", pl.col("bytes").alias("size"))[blocks["row"]]
     end = pl.min_horizontal((pl.col("block").cast(pl.Int64) + 1) * block_bytes, pl.col("size"))
     return pl.concat([rows, blocks.select("block", "key")], how="horizontal").select(
         "req", "scope", "t", end.alias("end_byte"), "key"
     )
 
 
-def _masked_requests(requests: pl.DataFrame, raw: pl.DataFrame, opts: CachingOptions) -> pl.DataFrame | None:
-    """The requests to replay again with volatile spans masked: req, scope, t, head + keys (split), bytes.
+def _masked_requests(
+    requests: pl.DataFrame, chains: pl.DataFrame, raw: pl.DataFrame, opts: CachingOptions
+) -> pl.DataFrame | None:
+    """The requests to replay again with volatile spans masked: req, scope, t, _chain_row, bytes and `changed`
+    (replay the masked keys).
 
     A volatile span that breaks a prefix sits where the prefix stops being shared, so only prompts with a
     volatile match in the window around their divergence point are masked (WINDOW holds that test for every
@@ -371,29 +423,35 @@ def _masked_requests(requests: pl.DataFrame, raw: pl.DataFrame, opts: CachingOpt
     equals the logged one).
     """
     shared = raw["shared_bytes"].fill_null(0)  # raw is in the requests' order
-    text = last_key(pl.col(KEYS_HEAD), pl.col(KEYS)).fill_null(0)  # the last chain key identifies the whole text
-    at = (pl.col("divergence") + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k * block, size)
-    flagged = (
-        requests.select("req", "scope", MASKED_KEYS, WINDOW, text.alias("th"))
-        .with_columns(shared.alias("divergence"))
-        .with_columns(pl.col("divergence").max().over("th"))
-        .select(pl.col(MASKED_KEYS).is_not_null() & pl.col(WINDOW).list.get(at, null_on_oob=True).fill_null(False))
-        .to_series()
+    # the last chain key identifies the whole text
+    per_chain = chains.select(
+        last_key(pl.col(KEYS_HEAD), pl.col(KEYS)).fill_null(0).alias("th"), pl.col(MASKED_KEYS).is_not_null().alias("m")
+    )[requests["_chain_row"]]
+    divergence = pl.DataFrame({"th": per_chain["th"], "d": shared}).select(pl.col("d").max().over("th")).to_series()
+    at = (divergence + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k * block, size)
+    candidates = per_chain.select(pl.arg_where(pl.col("m"))).to_series()
+    del per_chain
+    # the window test, only for the requests that have masked keys (few), scattered back by position
+    windows = chains.select(WINDOW)[requests["_chain_row"].gather(candidates)].with_columns(
+        at.gather(candidates).alias("at")
     )
+    hit = windows.select(pl.col(WINDOW).list.get(pl.col("at"), null_on_oob=True).fill_null(False)).to_series()
+    flagged = pl.Series("changed", [False] * requests.height, dtype=pl.Boolean)
+    if candidates.len():
+        flagged = flagged.scatter(candidates, hit)
     if not flagged.any():
         return None
     scopes = requests.filter(flagged)["scope"].unique()
-    in_scope = requests["scope"].is_in(scopes.implode())
     return (
-        requests.with_columns(flagged.alias("changed"))
-        .filter(in_scope)
+        requests.select("req", "scope", "t", "_chain_row", "bytes", MASKED_BYTES, flagged)
+        .filter(pl.col("scope").is_in(scopes.implode()))
         .select(
             "req",
             "scope",
             "t",
-            pl.when("changed").then(None).otherwise(KEYS_HEAD).alias("head"),  # masked keys are whole lists
-            pl.when("changed").then(MASKED_KEYS).otherwise(KEYS).alias("keys"),
-            pl.when("changed").then(MASKED_BYTES).otherwise(BYTES).alias("bytes"),
+            "_chain_row",
+            pl.when("changed").then(pl.col(MASKED_BYTES).cast(pl.Int64)).otherwise("bytes").alias("bytes"),
+            "changed",
         )
     )
 
@@ -533,7 +591,15 @@ class PromptCachingLever:
         frame = frame.select([c for c in frame.columns if c in _USED or c.startswith(f"_{LEVER_ID}_")])
         chains = frame.select([c for c in _CHAIN_COLUMNS if c in frame.columns])
         frame = frame.drop(chains.columns).with_row_index("_chain_row")
-        work, rules = _prepare(frame, ctx, opts)
+        # the evidence of a few requests is looked up by chain row at the end: the rest never carries it
+        source = frame.select(
+            pl.col(HEAD).alias("head"),
+            "system_text",
+            (pl.col(SPAN) if SPAN in frame.columns else pl.lit(None, dtype=pl.String)).alias("span"),
+            pl.col(BYTES).alias("bytes"),
+        )
+        work, rules = _prepare(frame.drop(HEAD, "system_text", SPAN, strict=False), ctx, opts)
+        del frame
         result = LeverResult(
             lever_id=self.id,
             title=self.title,
@@ -549,7 +615,7 @@ class PromptCachingLever:
             .replace_strict({m: float(r.rules.read_multiplier) for m, r in rules.items()}, return_dtype=pl.Float64)
             .alias("read_mult")
         )
-        sim = _simulate(work, chains, opts)
+        sim = _simulate(work, chains, source, opts)
         variants = [v for v in VARIANTS if f"{v}_shared" in sim.tokens.columns]
         units = _units(work, rules)
         rows = []

@@ -569,6 +569,15 @@ def last_key(head: pl.Expr, tail: pl.Expr) -> pl.Expr:
     return tail.list.last().fill_null(_last_packed(head))
 
 
+def first_key(head: pl.Expr, tail: pl.Expr) -> pl.Expr:
+    """The first key of join_key_lists(head, tail) (null for an empty or null list), without joining them."""
+    packed = head.bin.slice(0, _KEY_BYTES)
+    first_packed = pl.when(packed.bin.size() == _KEY_BYTES).then(
+        packed.bin.reinterpret(dtype=pl.UInt64, endianness=_ENDIAN)
+    )
+    return first_packed.fill_null(tail.list.first())
+
+
 def _last_packed(head: pl.Expr) -> pl.Expr:
     # pack_keys writes the machine's byte order (Arrow buffers)
     return head.bin.slice(-_KEY_BYTES, _KEY_BYTES).bin.reinterpret(dtype=pl.UInt64, endianness=_ENDIAN)
