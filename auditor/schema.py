@@ -117,6 +117,7 @@ def rows_to_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
         records = [tuple(map(row.get, _NAMES)) for row in rows]
     columns: dict[str, Any] = dict(zip(_NAMES, map(list, zip(*records, strict=True)), strict=True))
     columns["timestamp"] = _micros(columns["timestamp"])
+    columns["system_text"] = _shared_texts(columns["system_text"])
     return pl.DataFrame(columns, schema=dict(INGEST_SCHEMA), strict=False)
 
 
@@ -136,6 +137,23 @@ def _micros(values: list[Any]) -> pl.Series | list[Any]:
     except (TypeError, OverflowError):  # a tzinfo without an offset counts as naive
         return values
     return pl.Series(micros, dtype=pl.Int64()).cast(UTC_MICROS)
+
+
+def _shared_texts(values: list[Any]) -> pl.Series | list[Any]:
+    """A text column whose values repeat (system prompts: a few per app, kilobytes each) with each distinct text
+    copied once: polars' gather makes the rows views of that one buffer. Other columns are left to polars."""
+    index: dict[str, int] = {}
+    codes: list[int | None] = []
+    for value in values:
+        if value is None:
+            codes.append(None)
+        elif type(value) is str:
+            codes.append(index.setdefault(value, len(index)))
+        else:
+            return values
+    if len(index) * 2 > len(values):
+        return values  # mostly distinct: nothing to share
+    return pl.Series(list(index), dtype=pl.String()).gather(pl.Series(codes, dtype=pl.UInt32()))
 
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:

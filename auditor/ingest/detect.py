@@ -41,8 +41,25 @@ PARSERS: dict[str, Parser] = {
 FINISHERS: tuple[Finisher, ...] = (openai_batch.finish, claude_code.finish)
 
 
+# Keys without which none of the formats tested before the envelope can match (batch, LiteLLM, Codex, Claude Code
+# need one of them; canonical rows are told by their key set alone).
+_SPECIFIC_KEYS = frozenset({"custom_id", "standard_logging_object", "spend", "call_type", "type"})
+_ENVELOPE_ONLY: dict[tuple[Any, ...], bool] = {}  # key tuple -> only the envelope tests can match (bounded below)
+
+
 def detect(obj: Mapping[str, Any]) -> str | None:
     """The format name of one JSON record, or None when it matches no known format."""
+    keys = tuple(obj)
+    envelope_only = _ENVELOPE_ONLY.get(keys)
+    if envelope_only is None:
+        envelope_only = _SPECIFIC_KEYS.isdisjoint(keys) and not canonical.is_canonical(keys)
+        if len(_ENVELOPE_ONLY) >= 1024:
+            _ENVELOPE_ONLY.clear()
+        _ENVELOPE_ONLY[keys] = envelope_only
+    return _envelope(obj) if envelope_only else _detect(obj)
+
+
+def _detect(obj: Mapping[str, Any]) -> str | None:
     if "custom_id" in obj:
         if openai_batch.is_input(obj) or openai_batch.is_output(obj):
             return openai_batch.NAME
@@ -59,6 +76,10 @@ def detect(obj: Mapping[str, Any]) -> str | None:
         return claude_code.NAME
     if canonical.is_canonical(obj):
         return canonical.NAME
+    return _envelope(obj)
+
+
+def _envelope(obj: Mapping[str, Any]) -> str | None:
     if isinstance(obj.get("request"), Mapping | str) or isinstance(obj.get("response"), Mapping | str):
         return envelope.NAME
     if "request" in obj and ("error" in obj or "status" in obj):

@@ -53,6 +53,9 @@ def usage_tokens(usage: Any, kind: str | None, prefix: str) -> dict[str, int | N
     return openai_usage(usage, prefix)
 
 
+# Unix seconds that timestamp() always accepts (the year 5138; above it, it tries milliseconds).
+_SURE_UNIX = 100_000_000_000
+
 # shape.request_values of a call whose request body was not logged: every request column unknown.
 _NO_REQUEST: shape.RequestValues = (None, None, None, None, None, None, None, None, None, None, None)
 
@@ -64,10 +67,12 @@ def api_row(
     response: Mapping[str, Any] | None,
     *,
     prefix: str = "response",
+    timed: bool = False,
 ) -> Row:
     """Canonical row for one API call from its request and/or (successful) response body.
 
     The row holds every INGEST_SCHEMA column (None when unknown), so that rows_to_frame can take it whole.
+    `timed`: the caller has the request's time already, so the response's creation time is only checked.
     """
     resp_kind = shape.response_kind(response) if response else None
     req_kind = shape.request_kind(request) if request else None
@@ -84,7 +89,8 @@ def api_row(
         tokens = usage_tokens(usage, resp_kind, usage_prefix)
         request_id = text(response.get("id") or response.get("responseId"))
         created = response.get("created") or response.get("created_at") or response.get("createTime")
-        when = timestamp(created, f"{prefix}.created")
+        if not (timed and type(created) is int and 0 <= created <= _SURE_UNIX):
+            when = timestamp(created, f"{prefix}.created")
         if resp_kind == shape.RESPONSES:
             start, end = number(created, "created_at"), number(response.get("completed_at"), "completed_at")
             if start is not None and end is not None and end >= start:
@@ -183,9 +189,17 @@ def parse(obj: Mapping[str, Any], ctx: RecordContext) -> Parsed:
         response = dict(response["body"])
     response_error = body_error(response)
     error = obj.get("error") or response_error
-    row = api_row(ctx, NAME, request, response if response_error is None else None)
+    # The record's own time, read first so api_row can skip converting the response's; a bad one is reported
+    # where it was before (after api_row's and outcome's checks), so the reason a record is skipped stays.
+    late_error: Exception | None = None
+    try:
+        when = timestamp(obj.get("timestamp"), "timestamp")
+    except Exception as exc:  # any error: raised again below, in its old place
+        when, late_error = None, exc
+    row = api_row(ctx, NAME, request, response if response_error is None else None, timed=when is not None)
     row.update(outcome(status, error))
-    when = timestamp(obj.get("timestamp"), "timestamp")
+    if late_error is not None:
+        raise late_error
     row["timestamp"] = when or row.get("timestamp")
     latency = number(obj["latency_ms"] if "latency_ms" in obj else obj.get("duration_ms"), "latency_ms")
     if latency is not None:

@@ -20,6 +20,7 @@ from auditor.ingest.values import (
     integer,
     number,
     short_hash,
+    short_hash_after,
     short_hash_cached,
     text,
 )
@@ -235,7 +236,7 @@ def request_values(req: Mapping[str, Any], kind: str | None) -> RequestValues:
         prompt_text,
         last_user,
         len(messages),
-        short_hash(prompt_text),
+        _prompt_hash(prompt_text, parts, system_text, leading, tools),
         # the same system prompt comes back on most requests of an app: hash each distinct text once
         None if system_text is None else short_hash_cached(system_text),
         _max_tokens(req, config),
@@ -244,6 +245,17 @@ def request_values(req: Mapping[str, Any], kind: str | None) -> RequestValues:
         len(tools) if isinstance(tools, list) else 0,
         req.get("stream") is True,  # a logged boolean; anything else counts as not streamed
     )
+
+
+def _prompt_hash(
+    prompt_text: str | None, parts: list[str], system_text: str | None, leading: list[tuple[str, str]], tools: Any
+) -> str | None:
+    """short_hash(prompt_text). A prompt that starts with its system prompt (no tools before it) hashes only what
+    follows: the hash state after the system part is kept per distinct system prompt (most of a prompt's bytes)."""
+    if system_text is None or (isinstance(tools, list) and tools) or len(leading) > 1:
+        return short_hash(prompt_text)
+    role, body = leading[0] if leading else ("system", system_text)
+    return short_hash_after(role, body, "".join(parts[1:]))  # parts[0] is f"[{role}]\n{body}\n"
 
 
 def _max_tokens(req: Mapping[str, Any], config: Any) -> int | None:

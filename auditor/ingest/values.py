@@ -169,6 +169,19 @@ def short_hash_cached(value: str) -> str:
     return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
 
 
+@lru_cache(maxsize=256)
+def _head_state(role: str, body: str) -> Any:
+    return hashlib.blake2b(f"[{role}]\n{body}\n".encode(), digest_size=8)
+
+
+def short_hash_after(role: str, body: str, rest: str) -> str:
+    """short_hash(f"[{role}]\\n{body}\\n" + rest): a prompt whose head is a system prompt that repeats across
+    records. The hash state after the head is kept per distinct head, so only `rest` is hashed per record."""
+    state = _head_state(role, body).copy()
+    state.update(rest.encode())
+    return str(state.hexdigest())
+
+
 # What json.dumps(value, ensure_ascii=False, separators=(",", ":")) builds on every call; it keeps no state.
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
