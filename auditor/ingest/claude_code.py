@@ -40,7 +40,9 @@ EVENT_TYPES = {
 
 def is_event(obj: Mapping[str, Any]) -> bool:
     kind = obj.get("type")
-    if kind not in EVENT_TYPES or "payload" in obj or "request" in obj or "response" in obj:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
+        return False
+    if "payload" in obj or "request" in obj or "response" in obj:
         return False
     return "sessionId" in obj or "uuid" in obj or "messageId" in obj or "leafUuid" in obj
 

@@ -32,7 +32,8 @@ _FIELDS = (
 
 
 def is_event(obj: Mapping[str, Any]) -> bool:
-    return obj.get("type") in LINE_TYPES and isinstance(obj.get("payload"), dict)
+    kind = obj.get("type")
+    return isinstance(kind, str) and kind in LINE_TYPES and isinstance(obj.get("payload"), dict)
 
 
 def _counts(usage: Any, where: str) -> dict[str, int | None]:

@@ -93,7 +93,13 @@ def parse_record(
     if not isinstance(obj, dict):
         skipped.append(SkippedRecord(ctx.file, ctx.line, f"expected a JSON object, got {type(obj).__name__}"))
         return
-    name = input_format or detect(obj)
+    try:
+        name = input_format or detect(obj)
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:
+        # a detector meeting a shape it did not expect: skip the record with a reason, never crash the scan
+        reason = f"unexpected structure while detecting the format ({type(exc).__name__}: {exc})"
+        skipped.append(SkippedRecord(ctx.file, ctx.line, reason))
+        return
     if name is None:
         skipped.append(SkippedRecord(ctx.file, ctx.line, unknown_reason(obj)))
         return

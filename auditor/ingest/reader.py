@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -305,9 +306,31 @@ def line_record(number: int, raw: bytes) -> Record | None:
     except UnicodeDecodeError as exc:
         return Record(number, error=f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
     try:
-        return Record(number, obj=json.loads(text))
+        return Record(number, obj=_valid_unicode(json.loads(text), text))
     except ValueError as exc:
         return Record(number, error=f"malformed JSON: {exc}")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(value: Any, source: str) -> Any:
+    """`value` with every lone surrogate (a `\\ud800`-style escape without its pair, e.g. an emoji cut in half by
+    a log writer) replaced by U+FFFD: json accepts them, but they cannot be encoded, hashed or stored in polars.
+    Only a \\u escape makes one, so text without "\\ud"/"\\uD" is returned as is, unwalked."""
+    if "\\ud" not in source and "\\uD" not in source:
+        return value
+    return _replace_surrogates(value)
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    return value
 
 
 _DECODER = json.JSONDecoder()
@@ -360,8 +383,8 @@ def _values(source: _Source) -> Iterator[Record]:
             if end >= len(buf) and not eof and more():
                 continue  # a value touching the buffer end may be cut short (e.g. a number): read on
             index += 1
+            yield Record(index, obj=_valid_unicode(value, buf[pos:end]))
             pos = end
-            yield Record(index, obj=value)
     except ReadError as exc:
         yield Record(index + 1, error=f"{exc}; the elements before were read, the rest is lost")
     except UnicodeDecodeError as exc:
