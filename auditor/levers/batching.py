@@ -196,7 +196,10 @@ def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> p
             else [pl.lit(None, pl.String).alias("_name_kw"), pl.lit(None, pl.String).alias("_tag_kw")]
         ),
     )
-    work = work.join(_service_prices(work, ctx), on=["model_id", "price_date"], how="left").with_columns(
+    # the join carries only its keys: joining `work` would copy every column of it
+    keys = work.select("model_id", "price_date")
+    tiers = keys.join(_service_prices(work, ctx), on=["model_id", "price_date"], how="left", maintain_order="left")
+    work = work.with_columns(tiers.get_column("_tier")).with_columns(
         pl.when(pl.col("_excluded").is_null() & pl.col("_tier").is_null())
         .then(pl.lit("no_batch_price"))
         .otherwise(pl.col("_excluded"))
@@ -205,7 +208,7 @@ def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> p
     return work
 
 
-def _bursts(eligible: pl.DataFrame, opts: BatchingOptions) -> pl.DataFrame:
+def _bursts(eligible: pl.LazyFrame, opts: BatchingOptions) -> pl.LazyFrame:
     """Eligible rows with their run, whether the run is a burst, its slot of the day and `_sched`."""
     keys = ["_feature", "_model"]
     ordered = eligible.sort([*keys, "timestamp", "row_id"])
@@ -259,10 +262,8 @@ def detect(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> tup
     (LA501/LA502), `_level`, shares, the cost at batch/flex prices and the cost after for the three cases
     (None when no request is flagged)."""
     work = _prepare(frame, ctx, opts)
-    eligible = work.filter(pl.col("_excluded").is_null())
-    if eligible.height == 0:
-        return work, None
-    rows = _bursts(eligible, opts)
+    # lazy up to the flagged rows: no copy of the eligible rows, of their sorted order or of each step
+    rows = _bursts(work.lazy().filter(pl.col("_excluded").is_null()), opts)
     keys = ["_feature", "_model"]
     sched_share = pl.col("_sched").mean().over(keys)
     # the group is named when its feature name says so, or every eligible request carries a job-like tag
@@ -281,7 +282,7 @@ def detect(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> tup
         pl.when(pl.col("_level") == "mixed").then(pl.lit("LA502")).when(pl.col("_level").is_not_null())
         .then(pl.lit("LA501")).alias("_code")
     )  # fmt: skip
-    flagged = rows.filter(pl.col("_code").is_not_null())
+    flagged = rows.filter(pl.col("_code").is_not_null()).collect()
     if flagged.height == 0:
         return work, None
     alt = async_cost(frame, flagged.select("row_id", "_tier"), ctx)
@@ -333,7 +334,8 @@ def _schedules(flagged: pl.DataFrame, opts: BatchingOptions) -> dict[tuple[str, 
 
 
 def _excluded_counts(work: pl.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
-    counts = work.filter(pl.col("_excluded").is_not_null()).group_by("_feature", "_model", "_excluded").len()
+    excluded = work.lazy().filter(pl.col("_excluded").is_not_null())  # lazy: no copy of the excluded rows
+    counts = excluded.group_by("_feature", "_model", "_excluded").len().collect()
     out: dict[tuple[str, str], dict[str, int]] = {}
     for feature, model, reason, n in counts.sort("_excluded").iter_rows():
         out.setdefault((feature, model), {})[reason] = int(n)

@@ -201,9 +201,11 @@ def _price_after(rows: pl.DataFrame, ctx: LeverContext, start: str, removed: str
 # ---------------------------------------------------------------------------------------------- detection
 
 
-def _candidates(frame: pl.DataFrame) -> pl.DataFrame:
-    """Successful requests with an input count, plus the columns pricing and the evidence need."""
-    return frame.filter((pl.col("status").fill_null("ok") != "error") & pl.col("input_tokens").is_not_null()).select(
+def _candidates(frame: pl.DataFrame, *, filtered: bool = True) -> pl.DataFrame:
+    """Successful requests with an input count, plus the columns pricing and the evidence need. Unfiltered, every
+    request (a select, no copy): conversations() filters it together with its own condition."""
+    # select first: a filter copies every column it carries, and the frame has more than these
+    columns = frame.select(
         "row_id",
         "timestamp",
         "session_id",
@@ -224,6 +226,14 @@ def _candidates(frame: pl.DataFrame) -> pl.DataFrame:
         "status",
         "cost_usd",
     )
+    return columns.filter(_CANDIDATE) if filtered else columns
+
+
+_CANDIDATE = (pl.col("status").fill_null("ok") != "error") & pl.col("input_tokens").is_not_null()
+
+
+# Columns of _candidates() only the duplicate and oversized checks read (on the rows outside conversations)
+_NOT_IN_CONVERSATIONS = ("provider", "prompt_chars", "_dup_chars", "_dup_text", "request_id")
 
 
 def _conversation_ids(rows: pl.DataFrame) -> pl.DataFrame:
@@ -233,7 +243,8 @@ def _conversation_ids(rows: pl.DataFrame) -> pl.DataFrame:
     real key values with the previous row, so a hash collision can only split a conversation, never merge two.
     """
     ordered = (
-        rows.filter(pl.col("session_id").is_not_null())
+        rows.select(pl.exclude(_NOT_IN_CONVERSATIONS))  # a select is free, the filter and the sort copy
+        .filter(_CANDIDATE & pl.col("session_id").is_not_null())  # rows may be _candidates() unfiltered
         .with_columns(pl.struct(_KEYS).hash().alias("_k"))
         .sort(["_k", "timestamp", "row_id"])
         .drop("_k")
@@ -429,13 +440,17 @@ class ContextLever:
         )
         if frame.height == 0:
             return result
+        # The conversations first, from the frame: the candidate rows are copied only once the conversations'
+        # copy is down to what the findings read of them.
+        convo = conversations(_candidates(frame, filtered=False), opts)
+        resent = convo.filter(pl.col("_resent"))
+        convo = convo.select("_resent", "_turns", "_feature", "_g")
         rows = _candidates(frame)
         result.gaps = self._gaps(rows)
-        convo = conversations(rows, opts)
-        resent = convo.filter(pl.col("_resent"))
+        rest = rows.filter(~pl.col("row_id").is_in(resent["row_id"].implode())) if resent.height else rows
+        del rows
         resent = self._price_cases(resent, ctx, {c: f"_removed_{c}" for c in _CASES})
 
-        rest = rows.filter(~pl.col("row_id").is_in(convo.filter(pl.col("_resent"))["row_id"].implode()))
         dups = self._duplicates(rest, ctx)
         big = oversized(rest.filter(~pl.col("row_id").is_in(dups["row_id"].implode())), opts)
         big = big.with_columns(pl.lit(0, dtype=pl.Int64).alias("_zero"))

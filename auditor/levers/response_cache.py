@@ -164,28 +164,29 @@ def _secs(delta: pl.Expr) -> pl.Expr:
     return delta.dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
-def _cacheable(frame: pl.DataFrame) -> pl.DataFrame:
-    """Requests that can be stored in and served from a cache: only the small columns detection needs."""
+def _cacheable() -> tuple[pl.Expr, list[pl.Expr]]:
+    """Requests that can be stored in and served from a cache (the condition), and the small columns detection
+    needs (as expressions over the lever's frame)."""
     ok = (pl.col("status").fill_null("ok") != "error") & (pl.col("finish_reason").fill_null("") != "tool_calls")
-    return frame.filter(ok & pl.col("prompt_hash").is_not_null()).select(
-        "row_id",
-        "timestamp",
+    columns = [
+        pl.col("row_id", "timestamp"),
         pl.coalesce("model_id", "model").fill_null("(unknown model)").alias("_model"),
         pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature"),
-        "prompt_hash",
-        "system_hash",
-        "messages_count",
-        *OUTPUT_PARAMS,
-        *FEATURES,
-        "user",
-        "latency_ms",
-        "cost_usd",
-    )
+        pl.col("prompt_hash", "system_hash", "messages_count", *OUTPUT_PARAMS, *FEATURES),
+        pl.col("user", "latency_ms", "cost_usd"),
+    ]
+    return ok & pl.col("prompt_hash").is_not_null(), columns
 
 
-def _by_key(rows: pl.DataFrame, keys: tuple[str, ...], group: str) -> pl.DataFrame:
-    """Rows of one key together, in time order, with `group` (an integer id per key) and `_same` (same key as
-    the previous row).
+def _by_key(
+    rows: pl.DataFrame,
+    keys: tuple[str, ...],
+    group: str,
+    where: pl.Expr | None = None,
+    columns: list[pl.Expr] | None = None,
+) -> pl.DataFrame:
+    """`columns` (default all) of the rows `where` holds for, the rows of one key together, in time order, with
+    `group` (an integer id per key) and `_same` (same key as the previous row).
 
     Sorting on a 64-bit hash of the key is much faster than on the strings (or a window over six columns); the
     real values are still compared (nulls equal), so a hash collision can only split a key, never join two.
@@ -193,10 +194,18 @@ def _by_key(rows: pl.DataFrame, keys: tuple[str, ...], group: str) -> pl.DataFra
     same = pl.int_range(pl.len()) > 0
     for key in keys:
         same = same & pl.col(key).eq_missing(pl.col(key).shift(1))
-    return (
-        rows.with_columns(pl.struct(keys).hash().alias("_k"))
+    # The order from the key columns alone, then one gather of the columns kept: no filtered copy of `rows`,
+    # and frame.sort() held about twice as much at its peak (row_id makes the order total).
+    kept = rows.lazy().with_row_index("_i").filter(pl.lit(True) if where is None else where)
+    order = (
+        (kept if columns is None else kept.select("_i", *columns))
+        .select("_i", pl.struct(keys).hash().alias("_k"), "timestamp", "row_id")
         .sort("_k", "timestamp", "row_id")
-        .drop("_k")
+        .collect()
+        .get_column("_i")
+    )
+    return (
+        rows.select(column.gather(order) for column in columns or [pl.all()])
         .with_columns(same.alias("_same"))
         .with_columns((~pl.col("_same")).cum_sum().alias(group))
     )
@@ -223,8 +232,9 @@ def detect(frame: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
     """Cacheable requests (reduced frame) with `_entry` (an id per cache key), `_hit` (LA601), `_safe_hit` (the
     pessimistic subset) and the cost after the lever for the three cases (null where the request is not a hit)."""
     latency_us = (pl.col("latency_ms").fill_null(0.0).clip(0.0, None) * 1000).cast(pl.Int64)
-    rows = _cacheable(frame).with_columns((pl.col("timestamp") + pl.duration(microseconds=latency_us)).alias("_end"))
-    rows = _by_key(rows, CACHE_KEY, "_entry")
+    cacheable, columns = _cacheable()
+    rows = _by_key(frame, CACHE_KEY, "_entry", where=cacheable, columns=columns)
+    rows = rows.with_columns((pl.col("timestamp") + pl.duration(microseconds=latency_us)).alias("_end"))
     # A cache answers only once an earlier identical request has finished (an answer is stored); copies sent
     # while the first was still running are duplicates for the retries lever.
     first_done = _previous(_cum_min_per(pl.col("_end").dt.epoch("us"), "_entry"))
@@ -245,7 +255,7 @@ def near_duplicates(rows: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFr
     """The rows of `detect` that LA602 looks at (a normalised question), with `_question` (an id per NEAR_KEY)
     and `_near`: same model, system prompt, conversation length and normalised question as the previous such
     request, within the TTL, but a different prompt fingerprint, and not an exact hit."""
-    questions = _by_key(rows.filter(pl.col(QUESTION_KEY).is_not_null()), NEAR_KEY, "_question")
+    questions = _by_key(rows, NEAR_KEY, "_question", where=pl.col(QUESTION_KEY).is_not_null())
     near = (
         ~pl.col("_hit")
         & (_secs(pl.col("timestamp") - _previous("timestamp")) <= opts.ttl_hours * 3600)
@@ -525,8 +535,8 @@ class ResponseCacheLever:
                 hits["row_id"], hits["_after"], hits["_after_low"], hits["_after_high"]
             )
         total = total_cost(frame)
-        priced = rows.filter(pl.col("cost_usd").is_not_null())
-        result.findings = _exact_findings(priced, frame, total, opts)
+        # no name for the priced rows: freed before near_duplicates makes its copy
+        result.findings = _exact_findings(rows.filter(pl.col("cost_usd").is_not_null()), frame, total, opts)
         if opts.near_duplicates:
             # detected on every cacheable request (an unpriced one is still an earlier identical question)
             questions = near_duplicates(rows, opts).filter(pl.col("cost_usd").is_not_null())

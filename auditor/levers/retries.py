@@ -181,7 +181,7 @@ def _same(keys: list[str]) -> pl.Expr:
     return expr.fill_null(False)
 
 
-def _sorted(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+def _sorted(frame: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     """Rows of one key together, in time order. Sorting on a 64-bit hash of the key is several times faster
     than on the strings; `_same` still compares the real values, so a collision can only split a chain."""
     return frame.with_columns(pl.struct(keys).hash().alias("_k")).sort(["_k", "timestamp", "row_id"]).drop("_k")
@@ -190,8 +190,10 @@ def _sorted(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
 def _chains(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
     """Same-model repeats: row_id, kind (LA401 / LA402 / null), retry flags for the evidence."""
     keys = ["_scope_key", "_model", "prompt_hash"]
+    # lazy: the filter and the sort carry only the columns the result is computed from, not all of `work`
     chained = (
-        work.filter(pl.col("prompt_hash").is_not_null() & pl.col("_model").is_not_null())
+        work.lazy()
+        .filter(pl.col("prompt_hash").is_not_null() & pl.col("_model").is_not_null())
         .with_columns(pl.col("_scope").fill_null("").alias("_scope_key"))
         .pipe(_sorted, keys)
         .with_columns(
@@ -223,14 +225,15 @@ def _chains(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
         (pl.col("_retry") & ~pl.col("_prev_non_transient").fill_null(False)).alias("_retry_transient"),
         (pl.col("_retry") & pl.col("_prev_non_transient").fill_null(False)).alias("_retry_non_transient"),
         (failed_in_chain & (pl.col("cost_usd") > 0)).fill_null(False).alias("_billed_failure"),
-    )
+    ).collect()
 
 
 def _fanout(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
     """Cross-model fan-out among requests no earlier rule claimed: row_id, keeper flags per case."""
     keys = ["_scope_key", "prompt_hash"]
-    ok = (
-        work.filter(
+    ok = (  # lazy, as in _chains
+        work.lazy()
+        .filter(
             pl.col("_kind").is_null()
             & ~pl.col("_error")
             & pl.col("prompt_hash").is_not_null()
@@ -245,7 +248,8 @@ def _fanout(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
         .cum_sum()
         .alias("_group")
     ).filter(pl.col("_model").n_unique().over("_group") >= 2)
-    if grouped.height == 0:
+    kept = grouped.select("row_id", "_group", "_end", "cost_usd").collect()
+    if kept.height == 0:
         return pl.DataFrame(
             schema={"row_id": pl.Int64, "_keep": pl.Boolean, "_keep_low": pl.Boolean, "_keep_high": pl.Boolean}
         )
@@ -253,7 +257,7 @@ def _fanout(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
     first_done = pl.col("row_id").sort_by(["_end", "row_id"]).first().over("_group")
     dearest = pl.col("row_id").sort_by([cost.fill_null(-1.0), "row_id"], descending=[True, False]).first()
     cheapest = pl.col("row_id").sort_by([cost.fill_null(float("inf")), "row_id"]).first()
-    return grouped.select(
+    return kept.select(
         "row_id",
         (pl.col("row_id") == first_done).alias("_keep"),
         (pl.col("row_id") == dearest.over("_group")).alias("_keep_low"),
@@ -265,8 +269,9 @@ def _loops(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
     """Runs of identical consecutive tool calls per (session, model): row_id of the calls past the allowance."""
     if work[CALL_HASH].null_count() == work.height:  # no tool calls (most chat traffic): nothing to sort
         return pl.DataFrame(schema={"row_id": pl.Int64, "_loop": pl.Boolean})
-    steps = (
-        work.filter(pl.col("session_id").is_not_null() & pl.col("_model").is_not_null())
+    steps = (  # lazy, as in _chains
+        work.lazy()
+        .filter(pl.col("session_id").is_not_null() & pl.col("_model").is_not_null())
         .pipe(_sorted, ["session_id", "_model"])
         .rename({CALL_HASH: "_call"})
     )
@@ -285,11 +290,15 @@ def _loops(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
     start = pl.when(pl.col("_run") != pl.col("_run").shift(1).fill_null(-1)).then(index).forward_fill()
     runs = runs.with_columns((index - start + 1).alias("_step"))
     runs = runs.join(runs.group_by("_run").agg(pl.col("_step").max().alias("_run_len")), on="_run", how="left")
-    return runs.filter(
-        pl.col("_call").is_not_null()
-        & (pl.col("_run_len") >= opts.loop_threshold)
-        & (pl.col("_step") >= opts.loop_threshold)
-    ).select("row_id", pl.lit(True).alias("_loop"))
+    return (
+        runs.filter(
+            pl.col("_call").is_not_null()
+            & (pl.col("_run_len") >= opts.loop_threshold)
+            & (pl.col("_step") >= opts.loop_threshold)
+        )
+        .select("row_id", pl.lit(True).alias("_loop"))
+        .collect()
+    )
 
 
 def detect(frame: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:

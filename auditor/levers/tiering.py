@@ -24,9 +24,8 @@ from auditor.classify import (
     DEFAULT_SIMPLE_FAMILIES,
     FAMILIES,
     REASONING,
-    TEXT_SIGNALS,
     UNKNOWN,
-    classify,
+    classify_compact,
     feature_profile,
     text_signals,
 )
@@ -65,6 +64,11 @@ _COLUMNS = (
     "finish_reason",
 )
 
+
+COST_SLICE_ROWS = 16_384  # rows repriced on a candidate at once (bounds the price join at 10M requests)
+# What the analysis keeps of each priced request, besides feature and the labels: PriceBook.cost's inputs
+_WORK_COLUMNS: tuple[str, ...] = ("row_id", "status", "timestamp", "model_id", "price_date", "cost_usd", *TOKEN_COLUMNS)
+_WORK_COLUMNS += ("batch", "service_tier")
 
 # ---------------------------------------------------------------------------------------------- options
 
@@ -239,9 +243,7 @@ class _Analysis:
         privacy = getattr(ctx.config, "privacy", None) or {}
         self.full_text = bool(privacy.get("show_full_text", False))
         self.frame = frame  # reduced: the text heads for the example excerpts
-        present = [c for c in _COLUMNS if c in frame.columns] + [_SIGNALS + name for name in TEXT_SIGNALS]
-        priced = frame.select(present).filter(pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null())
-        self.work = classify(priced.with_columns(pl.col("feature").fill_null(UNATTRIBUTED)), text_prefix=_SIGNALS)
+        self.work = _classified(frame)
         self.total = total_cost(frame)
         self.profile = {
             row["feature"]: row
@@ -271,7 +273,13 @@ class _Analysis:
     def _cost_on(self, rows: pl.DataFrame, model_id: str) -> pl.Series | None:
         """Cost of the same requests (same token counts) on `model_id`; None when it cannot be priced."""
         swapped = rows.with_columns(pl.lit(model_id, dtype=pl.String).alias("model_id"))
-        cost = self.ctx.prices.cost(swapped, price_date=self.ctx.price_date)
+        # in slices: pricing joins every price column onto every row it prices (measured ~0.4 KB a row)
+        cost = pl.concat(
+            [
+                self.ctx.prices.cost(swapped.slice(start, COST_SLICE_ROWS), price_date=self.ctx.price_date)
+                for start in range(0, max(swapped.height, 1), COST_SLICE_ROWS)
+            ]
+        )
         # a request the candidate cannot price stays where it is (min_horizontal below ignores the null)
         return None if cost.null_count() == cost.len() else cost.cast(MONEY)
 
@@ -307,13 +315,13 @@ class _Analysis:
     # -- the run
 
     def run(self) -> LeverResult:
-        groups = self.work.partition_by(["feature", "model_id"], as_dict=True, maintain_order=True)
         moved: set[int] = set()
         tiered_features: set[str] = set()
-        for (feature, model_id), rows in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        for feature, model_id, positions in _groups(self.work, ["feature", "model_id"]):
             assert isinstance(feature, str) and isinstance(model_id, str)
             if self._protected(feature):
                 continue
+            rows = self.work[positions]  # one group's rows at a time (partition_by would copy them all at once)
             on = self._on(rows)
             price = self._price(model_id, on) if on else None
             if on is None or price is None:
@@ -421,14 +429,19 @@ class _Analysis:
 
     def _successors(self, moved: set[int]) -> None:
         """LA203: a newer same-tier model priced below the one in use, for requests not moved down a tier."""
-        rest = self.work.filter(~pl.col("row_id").is_in(list(moved)) & ~pl.col("feature").is_in(self._shielded()))
-        for (model_id,), rows in sorted(
-            rest.partition_by(["model_id"], as_dict=True).items(), key=lambda kv: str(kv[0])
-        ):
-            assert isinstance(model_id, str)
-            on = self._on(rows)
-            price = self._price(model_id, on) if on else None
+        rest = ~pl.col("row_id").is_in(pl.Series(sorted(moved), dtype=pl.Int64).implode()) & ~pl.col("feature").is_in(
+            pl.Series(self._shielded(), dtype=pl.String).implode()
+        )
+        latest = (
+            self.work.lazy().group_by("model_id").agg(pl.col("price_date").filter(rest).max().alias("on")).collect()
+        )
+        for model_id, on in sorted(latest.iter_rows(), key=lambda r: str(r[0])):
+            on = self.ctx.price_date if self.ctx.price_date is not None else on
+            price = self._price(model_id, on) if isinstance(on, date) else None
             if price is None or not price.successor:
+                continue
+            rows = self.work.filter(rest & (pl.col("model_id") == model_id))  # only models with a successor
+            if rows.is_empty():
                 continue
             target = self._target_rows(rows, price.successor)
             if target is None or _savings(target) <= 0:
@@ -643,6 +656,29 @@ class _Analysis:
                 note="task family inferred from output length and format only (no prompt wording logged)",
             )
         ]
+
+
+def _classified(frame: pl.DataFrame) -> pl.DataFrame:
+    """The priced rows with their task family: only the columns the analysis reads (the filter copies them, not
+    the classifier's inputs or the text heads), the labels as Enum / Categorical (4 bytes a row, not strings)."""
+    keep = [c for c in _WORK_COLUMNS if c in frame.columns]
+    labels = classify_compact(frame, text_prefix=_SIGNALS)
+    return (
+        frame.select(*keep, pl.col("feature").fill_null(UNATTRIBUTED), _NO_TEXT)
+        .hstack(labels.get_columns())
+        .filter(pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null())
+    )
+
+
+def _groups(frame: pl.DataFrame, keys: list[str]) -> list[tuple[Any, ...]]:
+    """(*key values, row positions) per group, sorted by the keys as strings; positions keep the frame's order.
+    4 bytes a row, where partition_by copies every column of every group at once."""
+    # Categorical keys: grouping on two string columns row-encodes them (~0.1 KB a row for a moment)
+    categorical = [pl.col(k).cast(pl.Categorical) for k in keys]
+    index = frame.lazy().select(categorical).with_row_index("_i").group_by(keys).agg(pl.col("_i")).collect()
+    positions = index.get_column("_i")
+    groups = [(*key, positions[i]) for i, key in enumerate(index.select(keys).iter_rows())]
+    return sorted(groups, key=lambda g: tuple(str(v) for v in g[:-1]))
 
 
 def _after(share: float) -> pl.Expr:
