@@ -139,5 +139,5 @@ def writes_never_read(frame: pl.DataFrame, group: Sequence[str], horizon_s: floa
     if horizon_s is not None:
         horizon = horizon_s if isinstance(horizon_s, pl.Expr) else pl.lit(horizon_s, dtype=pl.Float64)
         unread = unread | ((next_read - pl.col("t")) > (horizon * MICROS).cast(pl.Int64))
-    result = indexed.with_columns((wrote & unread).alias("never_read")).sort("_pos")
-    return result["never_read"]
+    # back in frame order: only the flag and its position are sorted again
+    return indexed.select("_pos", (wrote & unread).alias("never_read")).sort("_pos")["never_read"]

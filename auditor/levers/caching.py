@@ -22,8 +22,11 @@ misses, writes never read) and an LA801 data gap.
 
 At volume: the chain-key lists (the largest columns) are never copied for all rows: the replay runs a batch of
 independent request groups (same scope and first block) at a time and gathers their keys then
-(_REPLAY_BATCH_BLOCKS bounds the exploded rows); pricing runs a batch of rows at a time; evidence is looked up
-for the few requests a finding shows; everything per unit is one group-by or one partition over all units.
+(_REPLAY_BATCH_BLOCKS bounds the exploded rows; a larger group replays by slices of block depth); pricing and the
+token rules run a batch of rows at a time; evidence is looked up for the few requests a finding shows. Per row the
+lever keeps numbers only (unit and session as UInt32 codes into small tables, token counts as Int32): strings and
+rules live once per unit; the columns only the pricing reads join after the replay; each step selects the columns
+it reads before a filter, sort or join copies them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -80,9 +83,11 @@ WINDOW = f"_{LEVER_ID}_window"  # List[Boolean]: buster test per possible shared
 SPAN = f"_{LEVER_ID}_span"  # evidence of the first volatile span (prefix.SPAN_SEP fields)
 HAS_TEXT = pl.col(BYTES).is_not_null()
 SCOPE = pl.concat_str("provider", "model_id", "billing_scope", separator="\x1f")  # caches never span scopes
+_TOKEN_PREFIXES = tuple(f"{v}_{kind}" for v in ("raw", "masked") for kind in ("shared", "hit"))  # Simulation.tokens
 _CHAIN_COLUMNS = (KEYS_HEAD, KEYS, MASKED_KEYS, WINDOW)  # the largest features: gathered a batch at a time
 _REPLAY_BATCH_BLOCKS = 500_000  # about the (request, block) rows replayed at once (~40 MB with temporaries)
 _PRICE_BATCH_ROWS = 25_000  # rows priced at once
+_TOKEN_BATCH_ROWS = 25_000  # requests turned into cached tokens at once (_variant_tokens)
 # What analyze reads of the frame besides its own features: keys, pricing inputs (PriceBook.cost), cache usage, and
 # system_text (it rebuilds the LA101 example head).
 _USED = (
@@ -186,42 +191,102 @@ def _rules_frame(frame: pl.LazyFrame, ctx: LeverContext) -> tuple[pl.DataFrame, 
 # ---------------------------------------------------------------------------------------------- preparation
 
 
-def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: CachingOptions) -> tuple[pl.DataFrame, dict[str, UnitRules]]:
-    """Priced rows of cacheable models, with scope/unit keys, time in µs, rule columns and per-token deltas."""
+@dataclass
+class Prepared:
+    """The priced rows of cacheable models: `work` (numbers only), the per-unit `table` it points into, the rules.
+
+    work holds what the replay reads (unit: UInt32, the unit's row in the table, units in key order; session:
+    UInt32, 0 = none; t in µs; _chain_row; the text lengths; input_tokens) until `complete` adds row_id, the cache
+    usage, cur, cost_none and the per-token deltas: the replay's peak does not carry them. `pending` (base
+    columns, shared with the caller's frame) and `kept` (the rows of work among them) are what that needs.
+    table (one row per unit): unit (key string), provider, model_id, feature, billing_scope, scope (code of the cache
+    scope) and the unit's rule columns (_rules_frame). Strings and rules per row would be most of work's size, and
+    the rows kept are never copied whole: each step selects what it reads before the filter."""
+
+    work: pl.DataFrame
+    table: pl.DataFrame
+    rules: dict[str, UnitRules]
+    pending: pl.DataFrame
+    kept: pl.Series
+
+    def complete(self, ctx: LeverContext) -> pl.DataFrame:
+        cache_columns = ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
+        usage = self.pending.select(
+            "row_id", *(pl.col(c).fill_null(0) for c in cache_columns), pl.col("cost_usd").cast(pl.Float64).alias("cur")
+        ).filter(self.kept)
+        rates = _with_rates(self.pending, self.kept, ctx)
+        work = pl.concat([self.work, usage, rates], how="horizontal")
+        self.work, self.pending = self.work.clear(), self.pending.clear()
+        return work
+
+
+_PENDING = ("row_id", "cost_usd", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
+_PRICING = ("model_id", "timestamp", "input_tokens", "output_tokens", "batch", "service_tier", "status")
+
+
+def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: CachingOptions) -> Prepared:
     priced = (
         pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null() & (pl.col("input_tokens").fill_null(0) > 0)
     )
     rules_frame, rules = _rules_frame(frame.lazy().filter(priced), ctx)
-    # one filter (a copy of the rows kept); the rule columns come from a join on model_id alone
-    kept = frame.filter(priced & pl.col("model_id").is_in(list(rules)))
-    if not rules:
-        return kept, rules
+    kept = frame.select(priced & pl.col("model_id").is_in(list(rules))).to_series()
+    session = pl.col("session_id").fill_null("")
+    work = frame.select(
+        pl.when(session == "").then(0).otherwise(session.rank("dense")).cast(pl.UInt32).alias("session"),
+        pl.col("timestamp").dt.epoch("us").alias("t"),
+        *[c for c in frame.columns if c.startswith(f"_{LEVER_ID}_") or c == "_chain_row"],
+        "input_tokens",
+    ).filter(kept)
+    codes, table = _unit_codes(frame, kept, rules_frame, opts)
+    pending = frame.select(*_PENDING, *[c for c in _PRICING if c in frame.columns and c not in _PENDING])
+    return Prepared(pl.concat([work, codes.to_frame("unit")], how="horizontal"), table, rules, pending, kept)
+
+
+def _unit_codes(
+    frame: pl.DataFrame, kept: pl.Series, rules_frame: pl.DataFrame, opts: CachingOptions
+) -> tuple[pl.Series, pl.DataFrame]:
+    """Per kept row its unit code, and the unit table: one row per unit in key order (row index = code), with the
+    unit's identity, its scope code and rule columns. Grouped by the four identity columns first (no key string per
+    row); units are keyed by the joined string (as before: distinct identities with the same key are one unit)."""
     billing = (
         pl.col("tags").str.json_path_match(f"$.{opts.billing_scope_tag}")
         if opts.billing_scope_tag
         else pl.lit(None, dtype=pl.String)
     )
-    rule_columns = kept.select("model_id").join(rules_frame, on="model_id", how="left", maintain_order="left")
-    work = (
-        pl.concat([kept, rule_columns.drop("model_id")], how="horizontal")
-        .with_columns(
-            pl.col("timestamp").dt.epoch("us").alias("t"),
-            pl.col("provider").fill_null(UNATTRIBUTED).alias("provider"),
-            pl.col("feature").fill_null(UNATTRIBUTED).alias("feature"),
-            billing.fill_null("").alias("billing_scope"),
-            pl.col("cost_usd").cast(pl.Float64).alias("cur"),
-            *(pl.col(c).fill_null(0) for c in ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")),
-        )
-        # the cache scope (SCOPE) is only needed by the replay: computed there, not kept on every row
-        .with_columns(pl.concat_str(SCOPE, "feature", separator="\x1f").alias("unit"))
+    ids = frame.select(
+        pl.col("provider").fill_null(UNATTRIBUTED),
+        "model_id",
+        pl.col("feature").fill_null(UNATTRIBUTED),
+        billing.fill_null("").alias("billing_scope"),
+    ).filter(kept)
+    names = ["provider", "model_id", "feature", "billing_scope"]
+    groups = ids.with_row_index("i").group_by(names).agg("i")
+    del ids
+    groups = groups.with_columns(pl.concat_str(SCOPE, "feature", separator="\x1f").alias("unit")).with_columns(
+        (pl.col("unit").rank("dense") - 1).cast(pl.UInt32).alias("u")
     )
-    del kept, rule_columns
-    # what only pricing reads goes once the rates are in
-    return _with_rates(work, ctx).drop("timestamp", "tags", "cost_usd", "batch", "service_tier", "status"), rules
+    positions = groups.select("i", "u").explode("i")
+    codes = pl.Series("unit", [0] * positions.height, dtype=pl.UInt32).scatter(positions["i"], positions["u"])
+    del positions
+    table = (
+        groups.with_columns(pl.col("i").list.min())
+        .sort("i")
+        .unique("u", keep="first", maintain_order=True)  # a unit's identity: its first row's
+        .sort("u")
+        .select("unit", *names, SCOPE.rank("dense").cast(pl.UInt32).alias("scope"))
+    )
+    rule_columns = table.select("model_id").join(rules_frame, on="model_id", how="left", maintain_order="left")
+    return codes, pl.concat([table, rule_columns.drop("model_id")], how="horizontal")
 
 
-def _with_rates(work: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
-    """cost_none (all input uncached) and the per-token cost change of reading / writing 5m / writing 1h."""
+def _per_unit(work: pl.DataFrame, table: pl.DataFrame, *names: str) -> list[pl.Series]:
+    """Per row of `work`: the unit's value of these table columns."""
+    return [table[name].gather(work["unit"]) for name in names]
+
+
+def _with_rates(frame: pl.DataFrame, kept: pl.Series, ctx: LeverContext) -> pl.DataFrame:
+    """Per kept row of `frame`: cost_none (all input uncached) and the per-token cost change of reading / writing
+    5m / writing 1h."""
     zero = pl.lit(0, dtype=pl.Int64)
     full = pl.col("input_tokens")
     variants = {
@@ -230,19 +295,24 @@ def _with_rates(work: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
         "w5": (zero, full, zero),
         "w1": (zero, zero, full),
     }
-    # in row batches: pricing joins every price column (all tiers) onto each row, ~0.6 KB a row for a moment
+    # in batches of kept rows: pricing joins every price column (all tiers) onto each row, ~0.6 KB a row for a moment
+    at = kept.arg_true()
+    pricing = frame.select([c for c in _PRICING if c in frame.columns])  # only these are gathered per batch
     parts = [
-        ctx.prices.cache_costs(work.slice(start, _PRICE_BATCH_ROWS), variants, ctx.price_date)
-        for start in range(0, work.height, _PRICE_BATCH_ROWS)
+        ctx.prices.cache_costs(pricing[at.slice(start, _PRICE_BATCH_ROWS)], variants, ctx.price_date).cast(pl.Float64)
+        for start in range(0, at.len(), _PRICE_BATCH_ROWS)
     ]
-    costs = pl.concat(parts).cast(pl.Float64) if parts else pl.DataFrame(schema=dict.fromkeys(variants, pl.Float64))
+    costs = pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(variants, pl.Float64))
+    del parts
     none = costs["none"]
-    tokens = work["input_tokens"].cast(pl.Float64)
-    return work.with_columns(
-        none.alias("cost_none"),
-        ((costs["read"] - none) / tokens).alias("d_read"),
-        ((costs["w5"] - none) / tokens).alias("d_w5"),
-        ((costs["w1"] - none) / tokens).alias("d_w1"),
+    tokens = frame["input_tokens"].filter(kept).cast(pl.Float64)
+    return pl.DataFrame(
+        [
+            none.alias("cost_none"),
+            ((costs["read"] - none) / tokens).alias("d_read"),
+            ((costs["w5"] - none) / tokens).alias("d_w5"),
+            ((costs["w1"] - none) / tokens).alias("d_w1"),
+        ]
     )
 
 
@@ -251,7 +321,8 @@ def _with_rates(work: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
 
 @dataclass
 class Simulation:
-    """Per text request (by `req`, its row in the work frame): cached tokens per variant and TTL option."""
+    """Per text request (by `req`, its row in the work frame): cached tokens per variant and TTL option (Int32 when
+    every input fits; _wide_tokens gives Int64 back)."""
 
     tokens: pl.DataFrame
     # Evidence, looked up for the few requests a finding shows: `rows` (work's _chain_row and input_tokens, by req)
@@ -275,29 +346,33 @@ class Simulation:
         return row
 
 
-def _simulate(work: pl.DataFrame, chains: pl.DataFrame, source: pl.DataFrame, opts: CachingOptions) -> Simulation:
+def _simulate(
+    work: pl.DataFrame, table: pl.DataFrame, chains: pl.DataFrame, source: pl.DataFrame, opts: CachingOptions
+) -> Simulation:
     """`chains`: the key and window features (_CHAIN_COLUMNS) of the analyzed frame, by `_chain_row` of work; they
     are the largest columns, so the replay gathers them a batch at a time instead of copying them for all rows.
     `source`: the evidence columns (Simulation.source), by `_chain_row`."""
     masked_cols = [c for c in (MASKED_KEYS, MASKED_BYTES, WINDOW) if c in chains.columns or c in work.columns]
     # select before the filter: a filter copies every column it carries
-    text_rows = work.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("req"),
-        "t",
-        SCOPE.alias("scope"),
-        "_chain_row",
-        BYTES,
-        *[c for c in masked_cols if c in work.columns],
-        "input_tokens",
-        "min_tokens",
-        "granularity",
-        "ttl0",
-        "ttl1",
-    ).filter(HAS_TEXT)
+    text_rows = (
+        work.select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("req"),
+            "t",
+            "_chain_row",
+            BYTES,
+            *[c for c in masked_cols if c in work.columns],
+            "input_tokens",
+            "unit",
+        )
+        .with_columns(_per_unit(work, table, "scope", "ttl0", "ttl1"))
+        .filter(HAS_TEXT)
+    )
     if text_rows.height == 0:
         return Simulation(tokens=pl.DataFrame(schema={"req": pl.UInt32}))
     ttls = sorted(int(v) for v in pl.concat([text_rows["ttl0"], text_rows["ttl1"]]).drop_nulls().unique().to_list())
-    sim = Simulation(tokens=text_rows.select("req", "input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"))
+    # what _variant_tokens reads per request besides the replay (the unit's rules come from the table)
+    base = text_rows.select("req", "unit", "input_tokens")
+    sim = Simulation(tokens=base.select("req"))
     sim.source, sim.rows = source, work.select("_chain_row", "input_tokens")
     # The replay needs requests in start-time order (rows are in req order: ties in time stay in req order).
     requests = text_rows.select(
@@ -315,7 +390,9 @@ def _simulate(work: pl.DataFrame, chains: pl.DataFrame, source: pl.DataFrame, op
     raw = requests.select("req", pl.col("bytes").alias("len_bytes")).join(
         replayed, on="req", how="left", maintain_order="left"
     )
-    tokens = sim.tokens.join(_variant_tokens(raw, sim.tokens, ttls, "raw"), on="req", how="left", maintain_order="left")
+    tokens = sim.tokens.join(
+        _variant_tokens(raw, base, table, ttls, "raw"), on="req", how="left", maintain_order="left"
+    )
     masked = _masked_requests(requests, chains, raw, opts) if opts.detect_busters and masked_cols else None
     del raw, replayed, requests
     if masked is not None:
@@ -323,13 +400,19 @@ def _simulate(work: pl.DataFrame, chains: pl.DataFrame, source: pl.DataFrame, op
         rows = masked.select("req", pl.col("bytes").alias("len_bytes")).join(
             replayed, on="req", how="left", maintain_order="left"
         )
-        tokens = tokens.join(_variant_tokens(rows, tokens, ttls, "masked"), on="req", how="left", maintain_order="left")
+        tokens = tokens.join(
+            _variant_tokens(rows, base, table, ttls, "masked"), on="req", how="left", maintain_order="left"
+        )
         # requests outside the scopes a volatile span touches: masked = as logged
         tokens = tokens.with_columns(
             pl.col(c).fill_null(pl.col(c.replace("masked_", "raw_"))) for c in tokens.columns if c.startswith("masked_")
         )
     sim.tokens = tokens
     return sim
+
+
+def _wide_tokens(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(pl.col(c).cast(pl.Int64) for c in rows.columns if c.startswith(_TOKEN_PREFIXES))
 
 
 def _key_stats(requests: pl.DataFrame, chains: pl.DataFrame) -> pl.DataFrame:
@@ -375,6 +458,7 @@ def _replay(
     per_group = sizes.group_by("g").agg(pl.col("n").sum()).sort("g")
     per_group = per_group.select("g", ((pl.col("n").cum_sum() - pl.col("n")) // budget).cast(pl.UInt32).alias("b"))
     batch = sizes.join(per_group, on="g", how="left", maintain_order="left")["b"]
+    counts_per_request = stats["n"]
     del stats, sizes, per_group
     # positions of each batch's requests, ascending (so in the requests' order), one after the other
     order = pl.DataFrame({"b": batch, "i": pl.int_range(len(batch), dtype=pl.UInt32, eager=True)}).sort("b", "i")
@@ -383,15 +467,60 @@ def _replay(
     del order, batch
     parts, start = [], 0
     for count in counts:
-        part = requests[positions.slice(start, count)] if len(counts) > 1 else requests
-        parts.append(replay(_blocks(part, chains, block_bytes), ttls))
+        at = positions.slice(start, count)
+        part, n = (requests[at], counts_per_request[at]) if len(counts) > 1 else (requests, counts_per_request)
+        parts.append(_replay_batch(part, n, chains, block_bytes, ttls, budget))
         start += count
     return pl.concat(parts)
 
 
-def _blocks(requests: pl.DataFrame, chains: pl.DataFrame, block_bytes: int) -> pl.DataFrame:
+def _replay_batch(
+    requests: pl.DataFrame,
+    counts: pl.Series,
+    chains: pl.DataFrame,
+    block_bytes: int,
+    ttls: Sequence[int | None],
+    budget: int,
+) -> pl.DataFrame:
+    """cache_sim.replay over one batch; a batch of more than twice `budget` blocks (one large group: every request
+    with the same system prompt) replays by slices of block depth. Exact: all the rows of a key are at the same
+    depth (a chain key names a prefix of a given length), so each slice holds every touch of its keys, and the
+    per-request results are maxima over rows (shared and hit lengths), taken again over the slices."""
+    depths = _depth_slices(counts, budget)
+    if len(depths) <= 1:
+        return replay(_blocks(requests, chains, block_bytes), ttls)
+    parts = [replay(_blocks(requests, chains, block_bytes, a, b), ttls) for a, b in depths]
+    return pl.concat(parts).group_by("req").agg(pl.all().max())
+
+
+def _depth_slices(counts: pl.Series, budget: int) -> list[tuple[int, int | None]]:
+    """[start, stop) block depths holding about `budget` (request, block) rows each, for requests with `counts`
+    keys; one slice (0, None) up to twice the budget (batches packed from groups overshoot it a little: a second
+    pass over their keys would cost more time than the few rows save)."""
+    if counts.len() == 0 or int(counts.sum() or 0) <= 2 * budget:
+        return [(0, None)]
+    # rows at depth d: the requests with more than d keys
+    per_count = counts.value_counts().sort(counts.name)
+    alive, deepest = counts.len(), int(cast(int, counts.max() or 0))
+    ends = dict(zip(per_count[counts.name].to_list(), per_count["count"].to_list(), strict=True))
+    slices: list[tuple[int, int | None]] = []
+    start, rows = 0, 0
+    for depth in range(deepest):
+        alive -= ends.get(depth, 0)
+        rows += alive
+        if rows >= budget:
+            slices.append((start, depth + 1))
+            start, rows = depth + 1, 0
+    if start < deepest:
+        slices.append((start, None))
+    return slices
+
+
+def _blocks(
+    requests: pl.DataFrame, chains: pl.DataFrame, block_bytes: int, start: int = 0, stop: int | None = None
+) -> pl.DataFrame:
     """One row per (request, block) in the requests' order, then block order: req, scope, t, end_byte, key
-    (what prefix.chain_keys gives for the request's text)."""
+    (what prefix.chain_keys gives for the request's text); only blocks start <= block < stop when given."""
     keys = chains.select(KEYS_HEAD, KEYS, *([MASKED_KEYS] if "changed" in requests.columns else []))[
         requests["_chain_row"]
     ]
@@ -401,7 +530,7 @@ def _blocks(requests: pl.DataFrame, chains: pl.DataFrame, block_bytes: int) -> p
             pl.when(changed).then(None).otherwise(pl.col(KEYS_HEAD)).alias(KEYS_HEAD),
             pl.when(changed).then(pl.col(MASKED_KEYS)).otherwise(pl.col(KEYS)).alias(KEYS),
         )
-    blocks = exploded_keys(keys[KEYS_HEAD], keys[KEYS])
+    blocks = exploded_keys(keys[KEYS_HEAD], keys[KEYS], start, stop)
     del keys
     rows = requests.select("req", "scope", "t", pl.col("bytes").alias("size"))[blocks["row"]]
     end = pl.min_horizontal((pl.col("block").cast(pl.Int64) + 1) * block_bytes, pl.col("size"))
@@ -456,9 +585,28 @@ def _masked_requests(
     )
 
 
-def _variant_tokens(replayed: pl.DataFrame, base: pl.DataFrame, ttls: Sequence[int], variant: str) -> pl.DataFrame:
-    """Cached tokens under the provider's rules: shared prefix, hits at TTL option 0/1 and unbounded."""
-    frame = replayed.join(base, on="req").with_columns(
+def _variant_tokens(
+    replayed: pl.DataFrame, base: pl.DataFrame, table: pl.DataFrame, ttls: Sequence[int], variant: str
+) -> pl.DataFrame:
+    """Cached tokens under the provider's rules: shared prefix, hits at TTL option 0/1 and unbounded. `base`: req,
+    unit, input_tokens. Per request alone, so in row batches (the rules and temporaries are ~0.15 KB a row); Int32
+    when every input fits (cached tokens never exceed the request's input)."""
+    top = base["input_tokens"].max()
+    narrow = top is None or int(cast(int, top)) <= 2**31 - 1
+    parts = []
+    for start in range(0, replayed.height, _TOKEN_BATCH_ROWS):
+        part = _variant_tokens_batch(replayed.slice(start, _TOKEN_BATCH_ROWS), base, table, ttls, variant)
+        parts.append(part.with_columns(pl.exclude("req").cast(pl.Int32)) if narrow else part)
+    if not parts:
+        return _variant_tokens_batch(replayed, base, table, ttls, variant)
+    return pl.concat(parts)
+
+
+def _variant_tokens_batch(
+    replayed: pl.DataFrame, base: pl.DataFrame, table: pl.DataFrame, ttls: Sequence[int], variant: str
+) -> pl.DataFrame:
+    frame = replayed.join(base, on="req")
+    frame = frame.with_columns(_per_unit(frame, table, "min_tokens", "granularity", "ttl0", "ttl1")).with_columns(
         (pl.col("input_tokens") / pl.col("len_bytes").clip(lower_bound=1)).alias("ratio")
     )
 
@@ -475,7 +623,7 @@ def _variant_tokens(replayed: pl.DataFrame, base: pl.DataFrame, ttls: Sequence[i
 
     unbounded = pl.col(hit_column(len(ttls)))
     v = variant
-    return frame.select(
+    out = frame.select(
         "req",
         rule_tokens(pl.col("shared_bytes")).alias(f"{v}_shared"),
         rule_tokens(pl.col("shared_bytes"), apply_minimum=False).alias(f"{v}_shared_any"),
@@ -487,25 +635,23 @@ def _variant_tokens(replayed: pl.DataFrame, base: pl.DataFrame, ttls: Sequence[i
         rule_tokens(unbounded).alias(f"{v}_hitinf"),
         rule_tokens(hit_bytes(pl.col("ttl0")), apply_minimum=False).alias(f"{v}_hit0_any"),
     )
+    del frame
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- candidates
 
 
-def _candidates(work: pl.DataFrame, sim: Simulation, variants: Sequence[str]) -> pl.DataFrame:
-    """Per text request: cost (float USD) of each configuration."""
-    needed = ["row_id", "unit", "cur", "cost_none", "d_read", "d_w5", "d_w1", "one_hour_priced", "explicit"]
-    needed += ["input_tokens", "min_tokens", "read_mult", "cache_read_tokens"]
-    joined = (
-        work.select(needed)
-        .with_row_index("req")
-        .join(
-            sim.tokens.drop("input_tokens", "min_tokens", "granularity", "ttl0", "ttl1"),
-            on="req",
-            how="inner",
-            maintain_order="left",
-        )
-    )
+def _candidates(work: pl.DataFrame, table: pl.DataFrame, sim: Simulation, variants: Sequence[str]) -> pl.DataFrame:
+    """Per text request: cost (float USD) of each configuration, its unit and what the findings read."""
+    needed = ["row_id", "unit", "cur", "cost_none", "d_read", "d_w5", "d_w1", "input_tokens", "cache_read_tokens"]
+    rule_columns = _per_unit(work, table, "one_hour_priced", "explicit", "min_tokens", "read_mult")
+    # sim.tokens has one row per text request in req order: side by side with work's text rows (no join copy)
+    text = work.select(*needed, BYTES).with_columns(rule_columns).filter(HAS_TEXT).drop(BYTES)
+    if text.height != sim.tokens.height:
+        raise AssertionError("simulated requests do not match the text rows")
+    joined = pl.concat([text, sim.tokens], how="horizontal")
+    del text
     d_w1_or_5 = pl.when(pl.col("one_hour_priced")).then(pl.col("d_w1")).otherwise(pl.col("d_w5"))
     columns = []
     for v in variants:
@@ -539,7 +685,9 @@ def _candidates(work: pl.DataFrame, sim: Simulation, variants: Sequence[str]) ->
         + (pl.col("min_tokens") - padded_hit) * pl.col("d_w5")
     )
     columns += [below.alias("below_min"), padded.alias("padded_cost")]
-    return joined.with_columns(columns)
+    # the rates and rules are in the costs now: only what _decide, _text_counterfactual and _findings read stays
+    rates = ["d_read", "d_w5", "d_w1", "one_hour_priced", "explicit", "min_tokens", "read_mult"]
+    return joined.with_columns(columns).drop(rates)
 
 
 # ---------------------------------------------------------------------------------------------- lever
@@ -598,8 +746,9 @@ class PromptCachingLever:
             (pl.col(SPAN) if SPAN in frame.columns else pl.lit(None, dtype=pl.String)).alias("span"),
             pl.col(BYTES).alias("bytes"),
         )
-        work, rules = _prepare(frame.drop(HEAD, "system_text", SPAN, strict=False), ctx, opts)
+        prepared = _prepare(frame.drop(HEAD, "system_text", SPAN, strict=False), ctx, opts)
         del frame
+        work, table, rules = prepared.work, prepared.table, prepared.rules
         result = LeverResult(
             lever_id=self.id,
             title=self.title,
@@ -610,30 +759,34 @@ class PromptCachingLever:
         )
         if work.height == 0:
             return result
-        work = work.with_columns(
+        table = table.with_columns(
             pl.col("model_id")
             .replace_strict({m: float(r.rules.read_multiplier) for m, r in rules.items()}, return_dtype=pl.Float64)
             .alias("read_mult")
         )
-        sim = _simulate(work, chains, source, opts)
+        sim = _simulate(work, table, chains, source, opts)
+        del chains  # the key lists are the largest input columns: only the replay reads them
+        del work
+        work = prepared.complete(ctx)
+        # What reads every row of work runs first: from the candidates on, only text rows are held (in cands).
+        units = _units(work, table, rules)
+        measured = _measured(work, units)
+        result.gaps, gap_findings = _text_gap(work, table)
         variants = [v for v in VARIANTS if f"{v}_shared" in sim.tokens.columns]
-        units = _units(work, rules)
         rows = []
         if variants:
-            cands = _candidates(work, sim, variants)
+            cands = _candidates(work, table, sim, variants)
+            del work
             sim.tokens = sim.tokens.clear()  # all in cands now
             decisions = _decide(cands, units, variants, opts)
             rows.append(_text_counterfactual(cands, decisions))
             result.confidence = "simulated"
         else:
             cands, decisions = None, {}
-        measured = _measured(work, units)
         rows.append(measured.counterfactual)
         cf = pl.concat([r for r in rows if r.height]) if any(r.height for r in rows) else empty_counterfactual()
         result.counterfactual = cf
-        result.findings = _findings(work, units, decisions, measured, sim, cands, opts)
-        result.gaps, gap_findings = _text_gap(work, units)
-        result.findings += gap_findings
+        result.findings = _findings(units, decisions, measured, sim, cands, opts) + gap_findings
         return result
 
 
@@ -662,6 +815,7 @@ _ASSUMPTIONS = [
 @dataclass
 class Unit:
     key: str
+    code: int  # the unit's row in the unit table: what work, cands and the per-unit aggregates carry
     provider: str
     model_id: str
     feature: str
@@ -676,13 +830,10 @@ class Unit:
         return scope
 
 
-def _units(work: pl.DataFrame, rules: dict[str, UnitRules]) -> dict[str, Unit]:
-    """Per unit: identity and the realized cache usage as logged (all rows, with or without text)."""
+def _units(work: pl.DataFrame, table: pl.DataFrame, rules: dict[str, UnitRules]) -> dict[str, Unit]:
+    """Per unit (by key, in key order): identity and the realized cache usage as logged (all rows, with or without
+    text)."""
     stats = work.group_by("unit").agg(
-        pl.col("provider").first(),
-        pl.col("model_id").first(),
-        pl.col("feature").first(),
-        pl.col("billing_scope").first(),
         pl.len().alias("requests"),
         HAS_TEXT.sum().alias("text_requests"),
         pl.col("cur").sum().alias("cost"),
@@ -695,10 +846,14 @@ def _units(work: pl.DataFrame, rules: dict[str, UnitRules]) -> dict[str, Unit]:
         .alias("write_premium"),
         (-pl.col("cache_read_tokens") * pl.col("d_read")).sum().alias("read_savings"),
     )
+    names = table.select("unit", "provider", "model_id", "feature", "billing_scope")
     units = {}
     for row in stats.sort("unit").iter_rows(named=True):
+        code = row.pop("unit")
+        row = {**names.row(code, named=True), **row}
         units[row["unit"]] = Unit(
             key=row["unit"],
+            code=code,
             provider=row["provider"],
             model_id=row["model_id"],
             feature=row["feature"],
@@ -725,6 +880,7 @@ def _current_option(unit: Unit) -> int | None:
 @dataclass
 class Decision:
     unit: str
+    code: int  # Unit.code
     variant: str  # raw | masked (volatile spans moved out of the prefix)
     choice: str  # current | none | cost0 | cost1
     costs: dict[str, float]  # totals over the unit's text requests: cur, none, raw_cost0, ..., low_cost
@@ -744,9 +900,10 @@ def _decide(
     if "masked" in variants:
         aggs.append((pl.col("masked_shared") > pl.col("raw_shared")).sum().alias("busted"))
     totals = cands.group_by("unit").agg(aggs)
+    by_code = {unit.code: unit for unit in units.values()}
     decisions = {}
     for row in totals.sort("unit").iter_rows(named=True):
-        unit = units[row["unit"]]
+        unit = by_code[row.pop("unit")]
         has_1h = unit.rules.ttl(1) is not None
         costs = {k: float(v) for k, v in row.items() if isinstance(v, int | float) and k not in ("n", "busted")}
 
@@ -769,6 +926,7 @@ def _decide(
         high = min(expected, costs[f"{variant}_costinf"])
         decisions[unit.key] = Decision(
             unit=unit.key,
+            code=unit.code,
             variant=variant,
             choice=choice,
             costs=costs,
@@ -782,50 +940,37 @@ def _decide(
 
 
 def _text_counterfactual(cands: pl.DataFrame, decisions: dict[str, Decision]) -> pl.DataFrame:
-    """Per request cost after, for the three cases; unit savings spread over the requests that get cheaper."""
+    """Per request cost after, for the three cases; unit savings spread over the requests that get cheaper.
+
+    Each unit's choice and savings enter the expressions by unit code (no join of per-unit columns onto every row)."""
     if not decisions:
         return empty_counterfactual()
-    plan = pl.DataFrame(
-        {
-            "unit": list(decisions),
-            "u": range(len(decisions)),  # an integer key for the per-unit sums below
-            "choice_col": [_choice_column(d, "expected") for d in decisions.values()],
-            "low_col": [_choice_column(d, "low") for d in decisions.values()],
-            "high_col": [_choice_column(d, "high") for d in decisions.values()],
-            "save_exp": [d.costs["cur"] - d.expected for d in decisions.values()],
-            "save_low": [d.costs["cur"] - d.low for d in decisions.values()],
-            "save_high": [d.costs["cur"] - d.high for d in decisions.values()],
-        }
+    cases = ("expected", "low", "high")
+    choices = {(d.code, case): _choice_column(d, case) for d in decisions.values() for case in cases}
+    cost_cols = sorted({c for c in choices.values() if c != "cur"})
+    frame = cands.select("row_id", "unit", "cur", *cost_cols).filter(
+        pl.col("unit").is_in([d.code for d in decisions.values()])
     )
-    cost_cols = sorted(
-        {
-            c
-            for d in decisions.values()
-            for case in ("expected", "low", "high")
-            if (c := _choice_column(d, case)) != "cur"
-        }
-    )
-    frame = cands.select("row_id", "unit", "cur", *cost_cols).join(plan, on="unit", how="inner", maintain_order="left")
 
-    def picked(selector: str) -> pl.Expr:
+    def picked(case: str) -> pl.Expr:
         expr: pl.Expr = pl.col("cur")
         for column in cost_cols:
-            expr = pl.when(pl.col(selector) == column).then(pl.col(column)).otherwise(expr)
+            codes = [code for (code, c), chosen in choices.items() if c == case and chosen == column]
+            if codes:
+                expr = pl.when(pl.col("unit").is_in(codes)).then(pl.col(column)).otherwise(expr)
         return expr
 
-    def after(selector: str, savings: str) -> pl.Expr:
-        gain = (pl.col("cur") - picked(selector)).clip(lower_bound=0)
-        share = gain / gain.sum().over("u")
-        spread = (pl.col(savings).clip(lower_bound=0) * share).fill_nan(0).fill_null(0)
+    def after(case: str) -> pl.Expr:
+        savings = {d.code: d.costs["cur"] - float(getattr(d, case)) for d in decisions.values()}
+        gain = (pl.col("cur") - picked(case)).clip(lower_bound=0)
+        share = gain / gain.sum().over("unit")
+        saved = pl.col("unit").replace_strict(savings, return_dtype=pl.Float64)
+        spread = (saved.clip(lower_bound=0) * share).fill_nan(0).fill_null(0)
         return (pl.col("cur") - spread).clip(lower_bound=0)
 
     out = (
         frame.select(
-            "row_id",
-            "cur",
-            after("choice_col", "save_exp").alias("exp"),
-            after("low_col", "save_low").alias("low"),
-            after("high_col", "save_high").alias("high"),
+            "row_id", "cur", after("expected").alias("exp"), after("low").alias("low"), after("high").alias("high")
         )
         # each case is spread by its own candidate's gains; keep high <= expected <= low on every request
         .with_columns(pl.min_horizontal("high", "exp").alias("high"), pl.max_horizontal("low", "exp").alias("low"))
@@ -854,38 +999,41 @@ def _choice_column(decision: Decision, case: str) -> str:
 @dataclass
 class Measured:
     counterfactual: pl.DataFrame
-    per_unit: dict[str, dict[str, Any]]
+    per_unit: dict[int, dict[str, Any]]  # by Unit.code
 
 
 def _measured(work: pl.DataFrame, units: dict[str, Unit]) -> Measured:
-    """Writes never read (LA105) and TTL-gap misses (LA104) from the logged cache fields alone."""
-    horizons = {u.key: max(u.rules.rules.ttl_seconds) for u in units.values()}
-    base = work.select(
-        "row_id",
-        "unit",
-        "t",
-        "cur",
-        HAS_TEXT.alias("has_text"),
-        "cache_read_tokens",
-        "cache_write_5m_tokens",
-        "cache_write_1h_tokens",
-        "d_read",
-        "d_w5",
-        "d_w1",
-        (pl.col("cache_write_5m_tokens") + pl.col("cache_write_1h_tokens")).alias("cache_write_tokens"),
-        pl.col("session_id").fill_null("").alias("session"),
-        pl.col("unit").replace_strict(horizons, return_dtype=pl.Float64).alias("horizon"),
-    )
+    """Writes never read (LA105) and TTL-gap misses (LA104) from the logged cache fields alone. Each step selects
+    only the columns it reads: its sort, filter or partition copies them for every row."""
+    horizons = {u.code: float(max(u.rules.rules.ttl_seconds)) for u in units.values()}
+    writes = (pl.col("cache_write_5m_tokens") + pl.col("cache_write_1h_tokens")).alias("cache_write_tokens")
     # one pass over all units: the group is (unit, session), the horizon the unit's longest TTL
-    # (unit, session) as one u64 (a 64-bit hash, like the prefix keys): sorting on it is cheaper than on two strings
-    group = pl.struct("unit", "session").hash(17).alias("group")
-    never_read = writes_never_read(base.with_columns(group), ["group"], pl.col("horizon"))
-    base = base.with_columns(never_read.alias("never_read"))
+    # (unit, session) as one u64 (a 64-bit hash, like the prefix keys): one sort key
+    never_read = writes_never_read(
+        work.select(
+            pl.struct("unit", "session").hash(17).alias("group"),
+            "t",
+            "cache_read_tokens",
+            writes,
+            pl.col("unit").replace_strict(horizons, return_dtype=pl.Float64).alias("horizon"),
+        ),
+        ["group"],
+        pl.col("horizon"),
+    )
     premium = (
         pl.col("cache_write_5m_tokens") * pl.col("d_w5") + pl.col("cache_write_1h_tokens") * pl.col("d_w1")
     ).clip(lower_bound=0)
-    base = base.with_columns(pl.when(pl.col("never_read")).then(premium).otherwise(0.0).alias("wasted"))
-    per_unit: dict[str, dict[str, Any]] = {}
+    base = work.select(
+        "row_id",
+        "unit",
+        "cur",
+        HAS_TEXT.alias("has_text"),
+        writes,
+        never_read.alias("never_read"),
+        pl.when(never_read).then(premium).otherwise(0.0).alias("wasted"),
+    )
+    del never_read
+    per_unit: dict[int, dict[str, Any]] = {}
     for row in (
         base.group_by("unit")
         .agg(
@@ -897,14 +1045,20 @@ def _measured(work: pl.DataFrame, units: dict[str, Unit]) -> Measured:
         .iter_rows(named=True)
     ):
         per_unit[row["unit"]] = row
-    sessions = base.filter(pl.col("session") != "").partition_by("unit", as_dict=True, maintain_order=True)
-    empty = base.head(0)
-    for unit in units.values():
-        rows = sessions.get((unit.key,), empty)
-        per_unit.setdefault(unit.key, {}).update(_ttl_gaps(rows, unit))
     # Only rows without prompt text take the measured counterfactual; text rows are simulated.
     token_only = base.filter(~pl.col("has_text") & (pl.col("wasted") > 0))
+    del base
     cf = counterfactual_frame(token_only["row_id"], token_only["cur"] - token_only["wasted"])
+    gap_columns = ["unit", "session", "t", "cache_read_tokens", "cache_write_5m_tokens", "d_read", "d_w5", "d_w1"]
+    sessions = (
+        work.select(*gap_columns, writes)
+        .filter(pl.col("session") != 0)
+        .partition_by("unit", as_dict=True, maintain_order=True)
+    )
+    empty = work.select(*gap_columns, writes).head(0)
+    for unit in units.values():
+        rows = sessions.pop((unit.code,), empty)
+        per_unit.setdefault(unit.code, {}).update(_ttl_gaps(rows, unit))
     return Measured(counterfactual=cf, per_unit=per_unit)
 
 
@@ -933,7 +1087,6 @@ def _ttl_gaps(rows: pl.DataFrame, unit: Unit) -> dict[str, Any]:
 
 
 def _findings(
-    work: pl.DataFrame,
     units: dict[str, Unit],
     decisions: dict[str, Decision],
     measured: Measured,
@@ -943,19 +1096,23 @@ def _findings(
 ) -> list[Finding]:
     findings: list[Finding] = []
     # one pass over the candidates instead of one filter per unit
-    by_unit: dict[Any, pl.DataFrame] = {}
+    by_unit: dict[int, pl.Series] = {}
     if cands is not None:
         needed = ["unit", "req", "input_tokens", "cache_read_tokens", "below_min", "padded_cost"]
         needed += [c for c in cands.columns if c.startswith(("raw_", "masked_"))]
         cands = cands.select(needed)
-        by_unit = cands.partition_by("unit", as_dict=True, maintain_order=True)
+        # each unit's row positions (ascending): its rows are gathered when its findings are made, one unit at a
+        # time (a partition would copy every row at once)
+        positions = cands.select("unit", pl.int_range(pl.len(), dtype=pl.UInt32).alias("i")).group_by("unit")
+        by_unit = dict(positions.agg("i").iter_rows())
     for unit in units.values():
-        m = measured.per_unit.get(unit.key, {})
+        m = measured.per_unit.get(unit.code, {})
         threshold = max(opts.min_finding_usd, opts.min_finding_share * unit.stats["cost"])
         evidence = _unit_evidence(unit, decisions.get(unit.key), m)
         decision = decisions.get(unit.key)
         if decision is not None and cands is not None:
-            rows = by_unit.get((unit.key,), cands.head(0))
+            at = by_unit.get(unit.code)
+            rows = _wide_tokens(cands[at] if at is not None else cands.head(0))
             findings += _simulated_findings(unit, decision, m, sim, rows, evidence, threshold, opts)
         else:
             findings += _measured_findings(unit, m, evidence, threshold)
@@ -1305,7 +1462,7 @@ def _measured_findings(unit: Unit, m: dict[str, Any], evidence: dict[str, Any], 
 # ---------------------------------------------------------------------------------------------- data gap
 
 
-def _text_gap(work: pl.DataFrame, units: dict[str, Unit]) -> tuple[list[Gap], list[Finding]]:
+def _text_gap(work: pl.DataFrame, table: pl.DataFrame) -> tuple[list[Gap], list[Finding]]:
     """LA801: requests of cacheable models logged without prompt text; at stake = their input if fully cached."""
     missing = work.filter(~HAS_TEXT)
     if missing.height == 0:
@@ -1334,7 +1491,7 @@ def _text_gap(work: pl.DataFrame, units: dict[str, Unit]) -> tuple[list[Gap], li
         evidence={
             "cost_at_stake_usd": usd(at_stake),
             "input_tokens": int(missing["input_tokens"].sum()),
-            "models": sorted(missing["model_id"].unique().to_list())[:10],
+            "models": sorted(table["model_id"].gather(missing["unit"]).unique().to_list())[:10],
         },
     )
     return [gap], [finding]

@@ -527,10 +527,11 @@ def join_key_lists(head: pl.Series, tail: pl.Series) -> pl.Series:
     return joined.select(full.alias(tail.name)).to_series()
 
 
-def exploded_keys(head: pl.Series, tail: pl.Series) -> pl.DataFrame:
+def exploded_keys(head: pl.Series, tail: pl.Series, start: int = 0, stop: int | None = None) -> pl.DataFrame:
     """join_key_lists(head, tail) exploded, without building the lists (the concatenation is the costly part):
     one row per key, in row then key order: `row` (position in the inputs), `block` (the key's position in its
-    list), `key`. Empty and null lists give no rows."""
+    list), `key`. Empty and null lists give no rows. Only the keys at positions start <= block < stop when given
+    (a slice of the lists' depth: the rows outside it are never made)."""
     frame = pl.DataFrame({"head": head.cast(pl.Binary), "tail": tail.cast(pl.List(pl.UInt64))})
     frame = frame.with_columns(_last_packed(pl.col("head")).alias("id"))
     distinct = frame.filter(pl.col("id").is_not_null() & pl.col("id").is_first_distinct())
@@ -548,7 +549,7 @@ def exploded_keys(head: pl.Series, tail: pl.Series) -> pl.DataFrame:
             n_head.cast(pl.Int64).alias("n_head"),
             pl.col("head_start").fill_null(0),
             (n_tail.cum_sum() - n_tail + heads["keys"].list.len().sum()).alias("tail_start"),
-            pl.int_ranges(0, n_head + n_tail, dtype=pl.Int64).alias("block"),
+            pl.int_ranges(start, _below(n_head + n_tail, stop), dtype=pl.Int64).alias("block"),
         )
         .explode("block")
         .filter(pl.col("block").is_not_null())
@@ -557,6 +558,10 @@ def exploded_keys(head: pl.Series, tail: pl.Series) -> pl.DataFrame:
     at = pl.when(pl.col("block") < pl.col("n_head")).then(pl.col("head_start") + pl.col("block")).otherwise(in_tail)
     index = rows.select(at).to_series()
     return rows.select("row", pl.col("block").cast(pl.UInt32), flat.gather(index).alias("key"))
+
+
+def _below(count: pl.Expr, stop: int | None) -> pl.Expr:
+    return count if stop is None else pl.min_horizontal(count, pl.lit(stop, dtype=pl.Int64))
 
 
 def key_count(head: pl.Expr, tail: pl.Expr) -> pl.Expr:
