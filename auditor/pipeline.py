@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,7 +39,6 @@ from auditor.tokens import fill_missing_tokens
 SKIPPED_SAMPLES = 50  # how many skipped records the report lists one by one (all are counted)
 BREAKDOWN_KEYS = ("model", "provider", "feature", "tenant", "day")
 UNATTRIBUTED = "(none)"
-PRICE_SLICE_ROWS = 1_000_000  # rows priced at once (see add_costs)
 
 
 @dataclass
@@ -194,16 +193,9 @@ def prepare_frame(
 
 
 def add_costs(frame: pl.DataFrame, prices: PriceBook, price_date: date | None) -> pl.DataFrame:
-    """PriceBook.add_costs in slices of PRICE_SLICE_ROWS: pricing is row-local, so the columns are the same, and
-    the price join it makes (every price column on every row, for a moment) stays bounded at 10M requests."""
-    if frame.height <= PRICE_SLICE_ROWS:
-        return prices.add_costs(frame, price_date=price_date)
-    added = []
-    for start in range(0, frame.height, PRICE_SLICE_ROWS):
-        part = frame.slice(start, PRICE_SLICE_ROWS)
-        priced = prices.add_costs(part, price_date=price_date)
-        added.append(priced.select(c for c in priced.columns if c not in part.columns))
-    return frame.hstack(pl.concat(added).get_columns())
+    """PriceBook.add_costs: it prices in slices (prices.PRICE_SLICE_ROWS), so the price join it makes (every
+    price column on every row, for a moment) stays bounded at 10M requests."""
+    return prices.add_costs(frame, price_date=price_date)
 
 
 def sort_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -234,12 +226,36 @@ def lever_frame(frame: pl.DataFrame, lever: Lever, store: SpillStore | None = No
     return pl.concat([frame, loaded], how="horizontal").select(names) if loaded.width else frame.select(names)
 
 
+def row_fetcher(
+    frame: pl.DataFrame, store: SpillStore | None = None
+) -> Callable[[pl.Series, Sequence[str]], pl.DataFrame]:
+    """LeverContext.rows for the priced frame: `row_id` and some columns of some rows (in the order asked), from
+    the frame (row_id is the sorted position) or, for columns it does not hold, the spilled parts."""
+
+    def rows(row_ids: pl.Series, columns: Sequence[str]) -> pl.DataFrame:
+        ids = row_ids.cast(pl.Int64).rename("row_id")
+        on_disk = [c for c in columns if c not in frame.columns] if store is not None else []
+        here = [c for c in columns if c not in on_disk]
+        fetched = frame.select(here).gather(ids).insert_column(0, ids) if here else ids.to_frame()
+        if store is None or not on_disk:
+            return fetched
+        return store.rows(ids, on_disk).hstack(fetched.drop("row_id").get_columns()).select("row_id", *columns)
+
+    return rows
+
+
+def analyze_lever(lever: Lever, ctx: LeverContext, frame: pl.DataFrame, store: SpillStore | None = None) -> LeverResult:
+    """One lever on its columns of the priced frame (lever_frame), fetching other columns of a few rows through
+    LeverContext.rows. Its columns are freed when it returns."""
+    return lever.analyze(lever_frame(frame, lever, store), replace(ctx, rows=row_fetcher(frame, store)))
+
+
 def run_levers(
     frame: pl.DataFrame, levers: list[tuple[Lever, LeverContext]], config: Config, store: SpillStore | None = None
 ) -> list[LeverResult]:
     results = []
     for lever, ctx in levers:
-        result = lever.analyze(lever_frame(frame, lever, store), ctx)  # its columns are freed when it returns
+        result = analyze_lever(lever, ctx, frame, store)
         result.findings = [f for f in result.findings if config.code_enabled(f.code)]
         results.append(result)
     return results

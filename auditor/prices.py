@@ -42,6 +42,7 @@ from auditor.schema import MONEY
 Family = Literal["premium", "mid", "small"]
 PRICE = pl.Decimal(38, 12)
 MTOK = 1_000_000
+PRICE_SLICE_ROWS = 262_144  # rows priced at once (cost, cache_costs): bounds the price join's temporary
 TABLES_PACKAGE = "auditor.pricing_data"  # the repo's pricing/ (see auditor.package_data)
 HOST_PROVIDERS = frozenset({"bedrock", "vertex", "azure"})  # resell other vendors' models
 PROVIDER_SYNONYMS = {
@@ -667,7 +668,13 @@ class PriceBook:
         resolved = [self.resolve(m, p) if m is not None else None for m, p in pairs.iter_rows()]
         lookup = pairs.with_columns(pl.Series("model_id", resolved, dtype=pl.String))
         base = frame.drop([c for c in ("model_id", "price_date", "unpriced", "cost_usd") if c in frame.columns])
-        keyed = base.join(lookup, on=["model", "provider"], how="left", nulls_equal=True, maintain_order="left")
+        # Joined on the key columns alone: a join copies every column it carries, the frame's are only shared.
+        model_id = (
+            frame.select(pl.col("model").cast(pl.String), pl.col("provider").cast(pl.String))
+            .join(lookup, on=["model", "provider"], how="left", nulls_equal=True, maintain_order="left")
+            .get_column("model_id")
+        )
+        keyed = base.with_columns(model_id)
         cost = self.cost(keyed, price_date)
         day = self._price_dates(keyed, price_date)
         return keyed.with_columns(
@@ -683,7 +690,9 @@ class PriceBook:
 
     def cost(self, frame: pl.DataFrame, price_date: date | None = None) -> pl.Series:
         """Cost of each row (MONEY), from model_id, timestamp, token columns, batch and service_tier."""
-        return _cost(frame, self.price_frame(), self._price_dates(frame, price_date)).alias("cost_usd")
+        prices = self.price_frame()
+        pieces = [_cost(part, prices, self._price_dates(part, price_date)).alias("cost_usd") for part in _slices(frame)]
+        return pl.concat(pieces, rechunk=True) if len(pieces) > 1 else pieces[0]
 
     def cache_costs(
         self,
@@ -694,8 +703,18 @@ class PriceBook:
         """Per variant name, a MONEY column: the cost of each row with its cache token columns replaced by the
         variant's (cache_read, cache_write_5m, cache_write_1h) expressions over `frame`, exactly what `cost`
         gives for that modified copy, from one price join for all variants (the join is most of the cost)."""
-        days = self._price_dates(frame, price_date)
-        return _costs(frame, self.price_frame(), days, variants)
+        prices = self.price_frame()
+        pieces = [_costs(part, prices, self._price_dates(part, price_date), variants) for part in _slices(frame)]
+        return pl.concat(pieces, rechunk=True) if len(pieces) > 1 else pieces[0]
+
+
+def _slices(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """The frame in slices of PRICE_SLICE_ROWS (views, no copy; at least one, maybe empty): pricing is row-local,
+    and the price join puts every price column on every row it prices (~0.4 KB a row), so at 10M requests it is
+    made one slice at a time."""
+    if frame.height <= PRICE_SLICE_ROWS:
+        return [frame]
+    return [frame.slice(start, PRICE_SLICE_ROWS) for start in range(0, frame.height, PRICE_SLICE_ROWS)]
 
 
 def _price_frame(history: Mapping[str, tuple[ModelPrice, ...]]) -> pl.DataFrame:

@@ -2,10 +2,11 @@
 
 The reduced frame is ~1.4 KB per request (text heads, lever features), ~14 GiB at 10M requests. In spill mode the
 chunk hook (pipeline.ChunkReducer, which runs in the ingest workers too) writes every reduced chunk whole to an
-Arrow IPC *part* file and keeps only a stub: the BASE_COLUMNS (sorting, pricing, the report, the plan) plus `_part`
-(the part's random 64-bit id) and `_part_row` (the row's index in its part). After the sort, `SpillStore` loads the
-other columns a lever declares (`Lever.reads`, its own `_<lever id>_*` features) for that lever only, in the sorted
-row order, and the pipeline frees them before the next lever.
+Arrow IPC *part* file and keeps only a stub: the STUB_COLUMNS (sorting, pricing, the report, the plan) plus `_part`
+(the part's random 64-bit id) and `_part_row` (the row's index in its part). After the sort the sort-only columns
+go, and `SpillStore` loads the other columns a lever declares (`Lever.reads`, its own `_<lever id>_*` features) for
+that lever only, in the sorted row order, and the pipeline frees them before the next lever. `SpillStore.rows`
+reads some columns of a few rows (the text heads a finding shows) from the parts holding them.
 
 Mode: LLM_AUDIT_SPILL=auto|always|never (default auto). auto spills when the reduced frame, estimated from the
 input sizes, would take more than SHARE_OF_AVAILABLE of the memory available or more than MAX_IN_MEMORY bytes.
@@ -36,12 +37,17 @@ COMPRESSION: Literal["zstd"] = "zstd"
 
 # What stays in memory: the sort keys, PriceBook.add_costs' inputs and outputs, what the report and the plan read.
 # Every 8 bytes per row here is 80 MB at 10M requests: a column only some levers read is loaded for those levers.
+# The sort's other keys (SORT_ONLY) ride in the stubs for the sort and are dropped after it (request_id alone is
+# ~50 B per request): the levers showing request ids declare it in `reads` and get it from disk.
 BASE_COLUMNS: tuple[str, ...] = (
-    *("row_id", "timestamp", "source_file", "source_line", "request_id"),  # sort (SORT_KEYS) and row_id
+    *("row_id", "timestamp"),  # sort (SORT_KEYS, with SORT_ONLY) and row_id
     *("model", "provider", *TOKEN_COLUMNS, "batch", "service_tier", "status"),  # pricing
     *("feature", "tenant", "tokens_estimated", "logged_cost_usd"),  # totals, breakdowns, compare_logged
     *("model_id", "price_date", "unpriced", "cost_usd"),  # added by pricing
 )
+
+SORT_ONLY: tuple[str, ...] = ("source_file", "source_line", "request_id")
+STUB_COLUMNS: tuple[str, ...] = (*BASE_COLUMNS, *SORT_ONLY)
 
 # Bytes of reduced frame per byte of input, from the benchmark data (~1.4 KB per request): JSONL ~5.5 KB per request,
 # the same requests zstd-compressed ~0.53 KB, canonical Parquet ~1.1 KB.
@@ -107,7 +113,7 @@ def should_spill(mode: str, estimate: int, available: int | None) -> bool:
 
 
 def write_part(directory: str, chunk: pl.DataFrame) -> pl.DataFrame:
-    """Write the reduced chunk whole as a part file; return its stub (BASE_COLUMNS it has, `_part`, `_part_row`).
+    """Write the reduced chunk whole as a part file; return its stub (STUB_COLUMNS it has, `_part`, `_part_row`).
 
     Runs in the ingest workers too. An empty chunk writes nothing (its stub is empty as well).
     """
@@ -120,10 +126,17 @@ def write_part(directory: str, chunk: pl.DataFrame) -> pl.DataFrame:
             path.unlink(missing_ok=True)
             raise SpillError(_cannot_write(directory, exc)) from exc
     return chunk.select(
-        *(c for c in chunk.columns if c in BASE_COLUMNS),
+        *(c for c in chunk.columns if c in STUB_COLUMNS),
         pl.lit(part, dtype=pl.UInt64).alias(PART),
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(PART_ROW),
     )
+
+
+def _compact(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with their strings in buffers of their own: a gathered string column still points into the whole
+    part's buffer, which would stay alive (~3 MB of text heads per part) for the few rows kept."""
+    strings = [c for c, dtype in rows.schema.items() if dtype == pl.String]
+    return rows.with_columns(pl.concat_str([pl.col(c), pl.lit("")]) for c in strings) if strings else rows
 
 
 def part_path(directory: str, part: int) -> Path:
@@ -152,7 +165,7 @@ class SpillStore:
         self.parts: list[int] = []  # in ingest order
         self.columns: list[str] = []  # the part files' columns, in their order
         self.positions: pl.Series | None = None  # ingest-order position of each sorted row; None = same order
-        self.rows = 0
+        self.height = 0  # rows in the scan
         self._offsets = pl.DataFrame(schema={PART: pl.UInt64, "_offset": pl.UInt64})  # first row of each part
 
     @classmethod
@@ -178,13 +191,14 @@ class SpillStore:
         """The parts in the order their stubs appear in the ingested frame, and their row counts."""
         counts = stubs.group_by(PART, maintain_order=True).len()
         self.parts = counts[PART].to_list()
-        self.rows = stubs.height
+        self.height = stubs.height
         offsets = counts["len"].cum_sum() - counts["len"]
         self._offsets = pl.DataFrame({PART: counts[PART], "_offset": offsets.cast(pl.UInt64)})
         self.columns = list(pl.read_ipc_schema(part_path(str(self.directory), self.parts[0]))) if self.parts else []
 
     def order(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """The sorted stub frame without `_part` / `_part_row`; remembers each row's ingest-order position."""
+        """The sorted stub frame without `_part` / `_part_row` and the SORT_ONLY columns; remembers each row's
+        ingest-order position."""
         positions = (
             frame.select(PART, PART_ROW)
             .join(self._offsets, on=PART, how="left", maintain_order="left")
@@ -195,7 +209,7 @@ class SpillStore:
             positions = positions.cast(pl.UInt32)  # half the bytes: at 10M rows this is 40 MB
         identity = positions.equals(pl.Series("position", range(frame.height), dtype=positions.dtype))
         self.positions = None if identity else positions
-        return frame.drop(PART, PART_ROW)
+        return frame.drop(PART, PART_ROW, *(c for c in SORT_ONLY if c in frame.columns))
 
     def load(self, columns: Sequence[str]) -> pl.DataFrame:
         """These part-file columns for every row, in the order order() saw. Peak memory is the result plus one
@@ -206,11 +220,38 @@ class SpillStore:
         pieces = [pl.read_ipc(part_path(str(self.directory), part), columns=names) for part in self.parts]
         loaded = pl.concat(pieces, how="vertical", rechunk=False)
         del pieces
-        if loaded.height != self.rows:
-            raise ValueError(f"spilled parts hold {loaded.height} rows, the scan has {self.rows}")
+        if loaded.height != self.height:
+            raise ValueError(f"spilled parts hold {loaded.height} rows, the scan has {self.height}")
         out = []
         for name in names:
             column = loaded.drop_in_place(name)
             out.append(column.rechunk() if self.positions is None else column.gather(self.positions))
             del column
         return pl.DataFrame(out)
+
+    def rows(self, row_ids: pl.Series, columns: Sequence[str]) -> pl.DataFrame:
+        """`row_id` and these part-file columns for the sorted rows `row_ids` (row_id = sorted position), in the
+        order given, duplicates repeated; a row_id out of range raises IndexError. Reads only the parts holding
+        them, only these columns: for the few rows a finding shows, not a column for every row."""
+        names = [c for c in columns if c in self.columns]
+        ids = row_ids.cast(pl.Int64).rename("row_id")
+        if ids.null_count() or (ids.len() and (ids.min() < 0 or ids.max() >= self.height)):  # type: ignore[operator]
+            raise IndexError(f"row ids must be within 0..{self.height - 1}")
+        position = ids if self.positions is None else self.positions.gather(ids)
+        # The part of each wanted row: the last part starting at or before its ingest position.
+        wanted = (
+            pl.DataFrame({"_want": pl.int_range(ids.len(), eager=True), "_position": position.cast(pl.UInt64)})
+            .sort("_position")
+            .join_asof(self._offsets.sort("_offset"), left_on="_position", right_on="_offset", strategy="backward")
+        )
+        pieces = []
+        for (part,), group in wanted.group_by(PART, maintain_order=True):
+            read = pl.read_ipc(part_path(str(self.directory), int(part)), columns=names)
+            local = (group["_position"] - group["_offset"]).cast(pl.Int64)
+            pieces.append(_compact(read.gather(local)).with_columns(group["_want"]))
+            del read
+        if not pieces:  # no rows asked for
+            schema = pl.read_ipc_schema(part_path(str(self.directory), self.parts[0])) if self.parts else {}
+            return pl.DataFrame([ids, *(pl.Series(c, [], dtype=schema[c]) for c in names)])
+        found = pl.concat(pieces, how="vertical").sort("_want").drop("_want")
+        return found.insert_column(0, ids)

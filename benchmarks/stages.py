@@ -30,11 +30,11 @@ from auditor.ingest import read_paths
 from auditor.levers.base import Lever, LeverContext, LeverResult
 from auditor.pipeline import (
     ScanOptions,
+    analyze_lever,
     build_report,
     chunk_reducer,
     ingested_frame,
     lever_contexts,
-    lever_frame,
     prepare_frame,
 )
 from auditor.prices import PriceBook
@@ -85,7 +85,7 @@ def stage(name: str, work: Callable[[], T]) -> T:
 
 
 def _analyze(lever: Lever, ctx: LeverContext, frame: pl.DataFrame, store: SpillStore | None) -> LeverResult:
-    return lever.analyze(lever_frame(frame, lever, store), ctx)  # what pipeline.run_levers does
+    return analyze_lever(lever, ctx, frame, store)  # what pipeline.run_levers does
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from auditor import pipeline, spill
+from auditor import prices as prices_module
 from auditor.config import ConfigError
 from auditor.ingest import parallel
 from auditor.levers import available_levers
@@ -145,7 +146,7 @@ def test_store_loads_columns_in_sorted_order(tmp_path: Path) -> None:
         assert len(list(store.directory.glob("*.arrow"))) == 2  # the empty chunk wrote nothing
         store.index(stubs)
         base = store.order(stubs.sort("timestamp"))
-        assert base.columns == ["timestamp", "request_id"]
+        assert base.columns == ["timestamp"]  # request_id sorts, then stays on disk (SORT_ONLY)
         assert store.positions is not None and store.positions.to_list() == [4, 1, 3, 0, 2]
         loaded = store.load(["_x_flag", "last_user_text", "not_there"])
         assert loaded.columns == ["last_user_text", "_x_flag"]  # the parts' column order
@@ -264,7 +265,8 @@ def sample_frame() -> pl.DataFrame:
 @pytest.mark.parametrize("lever", available_levers(), ids=lambda lever: lever.id)
 def test_each_lever_gives_the_same_result_on_its_columns_only(sample_frame: pl.DataFrame, lever: Any) -> None:
     # A lever that silently skips a missing column (`if c in frame.columns`) would differ here, not fail.
-    ctx = LeverContext(prices=PriceBook.load())
+    # what the pipeline hands it: heads of the rows a finding shows are fetched from the whole frame
+    ctx = LeverContext(prices=PriceBook.load(), rows=pipeline.row_fetcher(sample_frame))
     projected = lever_frame(sample_frame, lever)
     assert projected.width < sample_frame.width
     whole, own = lever.analyze(sample_frame, ctx), lever.analyze(projected, ctx)
@@ -329,7 +331,7 @@ def test_pricing_in_slices_gives_the_same_columns(sample_frame: pl.DataFrame, mo
     prices = PriceBook.load()
     unpriced = sample_frame.drop("model_id", "price_date", "unpriced", "cost_usd")
     whole = prices.add_costs(unpriced)
-    monkeypatch.setattr(pipeline, "PRICE_SLICE_ROWS", 1000)
+    monkeypatch.setattr(prices_module, "PRICE_SLICE_ROWS", 1000)
     sliced = pipeline.add_costs(unpriced, prices, None)
     assert_frame_equal(sliced, whole)
     assert sliced["cost_usd"].null_count() < sliced.height and sliced.height > 5000  # six slices, mostly priced

@@ -8,6 +8,7 @@ the fixed order of report.LEVER_ORDER, so a dollar is never counted twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -37,6 +38,9 @@ class LeverContext:
     options: dict[str, Any] = field(default_factory=dict)  # this lever's section of llm-audit.yaml
     price_date: date | None = None  # --price-date, when the user repriced everything at one date
     config: Any = None  # the whole auditor.config.Config, for cross-cutting settings (pins, tags)
+    # Set by the pipeline: `row_id` + these columns for these row_ids (in their order), from the whole priced
+    # frame or the spilled parts. Levers call `fetch_rows`, which reads their own frame when it has the columns.
+    rows: Callable[[pl.Series, Sequence[str]], pl.DataFrame] | None = None
 
 
 @dataclass
@@ -81,6 +85,18 @@ class Lever(Protocol):
         calls `auditor.reduce.ensure_reduced` first.
         """
         ...
+
+
+def fetch_rows(frame: pl.DataFrame, ctx: LeverContext, row_ids: pl.Series, columns: Sequence[str]) -> pl.DataFrame:
+    """`row_id` and `columns` for `row_ids`, in their order (duplicates repeated, unknown ids null): the text heads
+    of the few rows a finding shows, which the pipeline does not load for every row (not in `Lever.reads`).
+
+    From the lever's own frame when it has them (tests hand `analyze` full frames), else from `ctx.rows`."""
+    ids = row_ids.cast(pl.Int64).rename("row_id")
+    if all(c in frame.columns for c in columns) or ctx.rows is None:
+        have = frame.select("row_id", *columns)
+        return ids.to_frame().join(have, on="row_id", how="left", maintain_order="left")
+    return ctx.rows(ids, columns)
 
 
 def empty_counterfactual() -> pl.DataFrame:

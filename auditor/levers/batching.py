@@ -486,6 +486,7 @@ class BatchingLever:
     reads: tuple[str, ...] = (
         *("latency_ms", "session_id", "tags", "messages_count"),
         *("stream", "http_status", "error_type"),
+        "request_id",  # example ids (not a base column: only the sort reads it)
     )
 
     def check_options(self, options: dict[str, Any]) -> None:

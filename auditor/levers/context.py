@@ -42,6 +42,7 @@ shorter context keeps the answers as good is a quality assumption.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -55,6 +56,7 @@ from auditor.levers.base import (
     counterfactual_frame,
     dec,
     empty_counterfactual,
+    fetch_rows,
     severity,
     total_cost,
 )
@@ -219,7 +221,6 @@ def _candidates(frame: pl.DataFrame, *, filtered: bool = True) -> pl.DataFrame:
         "prompt_chars",
         pl.col(DUP_CHARS).alias("_dup_chars"),
         pl.col(DUP_TEXT).alias("_dup_text"),
-        "last_user_text",
         "request_id",
         "batch",
         "service_tier",
@@ -242,13 +243,18 @@ def _conversation_ids(rows: pl.DataFrame) -> pl.DataFrame:
     Sorting on a 64-bit hash of the key is several times faster than on three strings; the id still compares the
     real key values with the previous row, so a hash collision can only split a conversation, never merge two.
     """
-    ordered = (
-        rows.select(pl.exclude(_NOT_IN_CONVERSATIONS))  # a select is free, the filter and the sort copy
+    # The order from the key columns alone, then one gather of the columns kept: a filtered copy sorted into a
+    # second copy held both at once (row_id makes the order total, so the rows are the same).
+    order = (
+        rows.lazy()
+        .with_row_index("_i")
         .filter(_CANDIDATE & pl.col("session_id").is_not_null())  # rows may be _candidates() unfiltered
-        .with_columns(pl.struct(_KEYS).hash().alias("_k"))
+        .select("_i", pl.struct(_KEYS).hash().alias("_k"), "timestamp", "row_id")
         .sort(["_k", "timestamp", "row_id"])
-        .drop("_k")
+        .collect()
+        .get_column("_i")
     )
+    ordered = rows.select(pl.exclude(_NOT_IN_CONVERSATIONS).gather(order))
     same = pl.lit(True)
     for key in _KEYS:
         same = same & (pl.col(key) == pl.col(key).shift(1))
@@ -399,10 +405,12 @@ def _saving(case: str) -> pl.Expr:
 class ContextLever:
     id = LEVER_ID
     title = "Resent history and oversized context"
-    reads: tuple[str, ...] = ("session_id", "last_user_text", "messages_count", "prompt_chars")
+    # last_user_text heads only for the excerpts shown: fetched for those rows (fetch_rows), not loaded for all
+    reads: tuple[str, ...] = ("session_id", "messages_count", "prompt_chars", "request_id")
 
     def __init__(self) -> None:
         self.full_text = False
+        self._heads: Callable[[pl.Series], pl.DataFrame] | None = None
 
     def check_options(self, options: dict[str, Any]) -> None:
         ContextOptions.parse(dict(options))
@@ -415,6 +423,7 @@ class ContextLever:
         frame = ensure_reduced(frame, self, ctx.options)
         privacy = getattr(ctx.config, "privacy", None) or {}
         self.full_text = bool(privacy.get("show_full_text", False))
+        self._heads = lambda ids: fetch_rows(frame, ctx, ids, ("last_user_text",))
         result = LeverResult(
             lever_id=LEVER_ID,
             title=self.title,
@@ -445,10 +454,9 @@ class ContextLever:
         convo = conversations(_candidates(frame, filtered=False), opts)
         resent = convo.filter(pl.col("_resent"))
         convo = convo.select("_resent", "_turns", "_feature", "_g")
-        rows = _candidates(frame)
-        result.gaps = self._gaps(rows)
-        rest = rows.filter(~pl.col("row_id").is_in(resent["row_id"].implode())) if resent.height else rows
-        del rows
+        result.gaps = self._gaps(frame)
+        outside = ~pl.col("row_id").is_in(resent["row_id"].implode()) if resent.height else pl.lit(True)
+        rest = _candidates(frame, filtered=False).filter(_CANDIDATE & outside)  # one copy, of the rows kept
         resent = self._price_cases(resent, ctx, {c: f"_removed_{c}" for c in _CASES})
 
         dups = self._duplicates(rest, ctx)
@@ -508,6 +516,13 @@ class ContextLever:
     def _excerpt(self, text: str | None) -> str:
         return excerpt(text, full=self.full_text)
 
+    def _head(self, row_id: int | None) -> str | None:
+        """The last_user_text head of one request (None for no request)."""
+        if row_id is None or self._heads is None:
+            return None
+        head: str | None = self._heads(pl.Series("row_id", [row_id], dtype=pl.Int64))["last_user_text"][0]
+        return head
+
     def _history_findings(
         self, resent: pl.DataFrame, convo: pl.DataFrame, total: Decimal, opts: ContextOptions
     ) -> list[Finding]:
@@ -520,7 +535,7 @@ class ContextLever:
                 pl.len().alias("turns"),
                 pl.col("_removed_expected").sum().alias("tokens"),
                 _saving("expected").sum().alias("savings"),
-                pl.col("last_user_text").first().alias("opening"),
+                pl.col("row_id").first().alias("_opening_id"),  # its head is fetched for the example shown
             )
             .sort(["_feature", "savings", "tokens", "session_id"], descending=[False, True, True, False])
         )
@@ -585,7 +600,7 @@ class ContextLever:
                 ],
                 "example": {
                     "session": top["session_id"],
-                    "opening_message": self._excerpt(top["opening"]),
+                    "opening_message": self._excerpt(self._head(top["_opening_id"])),
                     "resent_in_later_requests": int(top["turns"]) - 1,
                 },
             }
@@ -666,7 +681,7 @@ class ContextLever:
             _saving("high").sum().alias("savings_high"),
             pl.col("model").drop_nulls().unique().sort().alias("models"),
             pl.col("request_id").sort_by("input_tokens", descending=True).drop_nulls().head(3).alias("examples"),
-            pl.col("last_user_text").sort_by("input_tokens", descending=True).first().alias("text"),
+            pl.col("row_id").sort_by("input_tokens", descending=True).first().alias("_text_id"),
         )
         findings = []
         for r in stats.sort("_feature").iter_rows(named=True):
@@ -696,7 +711,7 @@ class ContextLever:
                         "savings_if_capped_usd": usd(cap_savings),
                         "models": list(r["models"]),
                         "example_request_ids": list(r["examples"]),
-                        "largest_request_excerpt": self._excerpt(r["text"]),
+                        "largest_request_excerpt": self._excerpt(self._head(r["_text_id"])),
                         "note": "whether the model needed this context is unknowable from logs; expected savings 0, "
                         "the optimistic case caps input at the feature's quantile",
                     },
@@ -707,17 +722,18 @@ class ContextLever:
     # -- gaps ---------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _gaps(rows: pl.DataFrame) -> list[Gap]:
-        multi = rows.filter(pl.col("session_id").is_null() & (pl.col("messages_count") >= 3))
-        if multi.height == 0:
+    def _gaps(frame: pl.DataFrame) -> list[Gap]:
+        """Candidate requests (_CANDIDATE) that look multi-turn but have no session: counted, not copied."""
+        multi = _CANDIDATE & pl.col("session_id").is_null() & (pl.col("messages_count") >= 3)
+        count, cost = frame.select(multi.sum(), pl.col("cost_usd").filter(multi).sum()).row(0)
+        if not count:
             return []
-        at_stake = total_cost(multi)
         return [
             Gap(
                 lever=LEVER_ID,
                 missing_fields=["session_id"],
-                requests=multi.height,
-                cost_at_stake_usd=usd(at_stake) or 0.0,
+                requests=int(count),
+                cost_at_stake_usd=usd(dec(cost)) or 0.0,
                 note="multi-turn requests (3+ messages) without a session id: resent history cannot be measured "
                 "across turns; log a conversation or thread id (attribution.session_id in llm-audit.yaml)",
             )

@@ -20,6 +20,7 @@ assumption, so the confidence is `heuristic`. Only successful, priced requests a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,7 @@ from auditor.levers.base import (
     counterfactual_frame,
     dec,
     empty_counterfactual,
+    fetch_rows,
     severity,
     total_cost,
 )
@@ -153,9 +155,9 @@ def _quantile(q: float) -> pl.Expr:
     return pl.col("output_tokens").quantile(q, interpolation="higher")
 
 
-def group_stats(rows: pl.DataFrame, opts: OutputCapOptions, texts: pl.DataFrame) -> pl.DataFrame:
-    """One row per (group, model): distribution, cap candidates and which findings apply. `texts` has the
-    output_text head of each row_id (the lever's frame): only the longest answer of each group is looked up."""
+def group_stats(rows: pl.DataFrame, opts: OutputCapOptions, texts: Callable[[pl.Series], pl.DataFrame]) -> pl.DataFrame:
+    """One row per (group, model): distribution, cap candidates and which findings apply. `texts` gives the
+    output_text head of some row_ids (fetch_rows): only the longest answer of each group is looked up."""
     out = pl.col("output_tokens")
     longest_truncated = out.filter(pl.col("_truncated")).max().fill_null(0)
     # lazy: the eager group_by held ~0.2 KB a row more at its peak
@@ -181,7 +183,7 @@ def group_stats(rows: pl.DataFrame, opts: OutputCapOptions, texts: pl.DataFrame)
         )
         .collect()
     )
-    longest = texts.filter(pl.col("row_id").is_in(stats["longest_text"].implode())).select("row_id", "output_text")
+    longest = texts(stats["longest_text"].drop_nulls().unique())
     text = pl.col("longest_text").replace_strict(
         longest["row_id"], longest["output_text"], default=None, return_dtype=pl.String
     )
@@ -418,7 +420,7 @@ def _stage_savings(priced: pl.DataFrame) -> pl.DataFrame:
 class OutputCapsLever:
     id = LEVER_ID
     title = "Output caps, structured output and reasoning effort"
-    reads: tuple[str, ...] = ("system_hash", "max_tokens", "finish_reason", "output_text")
+    reads: tuple[str, ...] = ("system_hash", "max_tokens", "finish_reason")  # output_text heads: fetch_rows
 
     def check_options(self, options: dict[str, Any]) -> None:
         OutputCapOptions.parse(dict(options))
@@ -450,7 +452,7 @@ class OutputCapsLever:
         result.gaps = self._gaps(frame)
         if rows.height == 0:
             return result
-        stats = group_stats(rows, opts, frame)
+        stats = group_stats(rows, opts, lambda ids: fetch_rows(frame, ctx, ids, ("output_text",)))
         flags = ["long_tail", "json_wrapped", "reasoning_heavy"]
         acting = stats.filter(pl.any_horizontal(flags))
         targets = rows.filter(pl.col("cost_usd").is_not_null()).join(

@@ -24,6 +24,7 @@ the frame keeps only their first 300 characters (auditor.reduce); excerpts come 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,7 @@ from auditor.levers.base import (
     counterfactual_frame,
     dec,
     empty_counterfactual,
+    fetch_rows,
     severity,
     total_cost,
 )
@@ -229,8 +231,8 @@ def _cum_min_per(values: pl.Expr, group: str) -> pl.Expr:
 
 
 def detect(frame: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
-    """Cacheable requests (reduced frame) with `_entry` (an id per cache key), `_hit` (LA601), `_safe_hit` (the
-    pessimistic subset) and the cost after the lever for the three cases (null where the request is not a hit)."""
+    """Cacheable requests (reduced frame) with `_entry` (an id per cache key), `_hit` (LA601) and `_safe_hit` (the
+    pessimistic subset); `_after(case)` is the cost after the lever."""
     latency_us = (pl.col("latency_ms").fill_null(0.0).clip(0.0, None) * 1000).cast(pl.Int64)
     cacheable, columns = _cacheable()
     rows = _by_key(frame, CACHE_KEY, "_entry", where=cacheable, columns=columns)
@@ -243,19 +245,29 @@ def detect(frame: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
     deterministic = (pl.col("temperature") == 0).fill_null(False)
     same_answer = (pl.col(OUTPUT_HASH) == _previous(OUTPUT_HASH)).fill_null(False)
     rows = rows.with_columns(hit.alias("_hit"), (hit & (deterministic | same_answer)).alias("_safe_hit"))
+    return rows.drop("_same", "_end")
+
+
+def _after(case: str) -> pl.Expr:
+    """A request's cost after the lever (null where it is not a hit), as an expression: three Decimal columns
+    for every cacheable row were ~50 B a request, and only the hits and the findings' sums read them."""
     zero = pl.lit(Decimal(0), dtype=MONEY)
-    return rows.with_columns(
-        pl.when(pl.col("_hit")).then(zero).alias("_after"),
-        pl.when(pl.col("_safe_hit")).then(zero).when(pl.col("_hit")).then(pl.col("cost_usd")).alias("_after_low"),
-        pl.when(pl.col("_hit")).then(zero).alias("_after_high"),
-    ).drop("_same", "_end")
+    if case == "low":
+        return pl.when(pl.col("_safe_hit")).then(zero).when(pl.col("_hit")).then(pl.col("cost_usd"))
+    return pl.when(pl.col("_hit")).then(zero)
+
+
+# What near_duplicates and the LA602 findings read of detect's rows (its gather copies every column it carries)
+_NEAR_COLUMNS = [pl.col("row_id", "timestamp", "_hit", "prompt_hash", "_feature", "cost_usd", QUESTION_HASH, *NEAR_KEY)]
+# What the LA601 findings read of them (their filter copies every column it carries)
+_EXACT_COLUMNS = (*CACHE_KEY, "row_id", "_feature", "_entry", "_hit", "_safe_hit", "cost_usd", "user", QUESTION_HASH)
 
 
 def near_duplicates(rows: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
     """The rows of `detect` that LA602 looks at (a normalised question), with `_question` (an id per NEAR_KEY)
     and `_near`: same model, system prompt, conversation length and normalised question as the previous such
     request, within the TTL, but a different prompt fingerprint, and not an exact hit."""
-    questions = _by_key(rows, NEAR_KEY, "_question", where=pl.col(QUESTION_KEY).is_not_null())
+    questions = _by_key(rows, NEAR_KEY, "_question", where=pl.col(QUESTION_KEY).is_not_null(), columns=_NEAR_COLUMNS)
     near = (
         ~pl.col("_hit")
         & (_secs(pl.col("timestamp") - _previous("timestamp")) <= opts.ttl_hours * 3600)
@@ -271,24 +283,29 @@ def _question(text: str | None, prompt_hash: str, limit: int) -> str:
     return excerpt(text, limit) if text else f"(question not logged; prompt {prompt_hash[:12]})"
 
 
-def _with_heads(rows: pl.DataFrame, frame: pl.DataFrame, on: str) -> pl.DataFrame:
-    """`rows` with the logged question head (`last_user_text`) of the request whose row_id is in column `on`."""
-    heads = frame.filter(pl.col("row_id").is_in(rows[on].drop_nulls().implode())).select(
-        pl.col("row_id").alias(on), "last_user_text"
-    )
-    return rows.join(heads, on=on, how="left", maintain_order="left")
+Heads = Callable[[pl.Series], pl.DataFrame]  # row_ids -> row_id, last_user_text (fetch_rows)
 
 
-def _top_repeats(
-    rows: pl.DataFrame, frame: pl.DataFrame, opts: ResponseCacheOptions
-) -> dict[str, list[dict[str, Any]]]:
+def _with_heads(rows: pl.DataFrame, heads: Heads, on: str) -> pl.DataFrame:
+    """`rows` with the logged question head (`last_user_text`) of the request whose row_id is in column `on`:
+    fetched for those requests only, not loaded for every request."""
+    found = heads(rows[on].drop_nulls().unique(maintain_order=True)).rename({"row_id": on})
+    return rows.join(found, on=on, how="left", maintain_order="left")
+
+
+def _top_repeats(rows: pl.DataFrame, heads: Heads, opts: ResponseCacheOptions) -> dict[str, list[dict[str, Any]]]:
     """Per feature, the repeated prompts that save the most, with a masked excerpt of the question."""
-    hit_entries = rows.filter(pl.col("_hit"))["_entry"].unique().implode()
-    ranked = (
-        rows.filter(pl.col("_entry").is_in(hit_entries))
+    hit_entries = rows.get_column("_entry").filter(rows.get_column("_hit")).unique().implode()
+    # Counted on the few columns the counts read (a filter copies every column it carries); the key's values
+    # are then taken from each entry's first row (all its rows have the same key).
+    counted = (
+        rows.lazy()
+        .select("_feature", "_entry", "_hit", "cost_usd", "row_id", QUESTION_HASH)
+        .with_row_index("_position")
+        .filter(pl.col("_entry").is_in(hit_entries))
         .group_by("_feature", "_entry")
         .agg(
-            *(pl.col(key).first() for key in CACHE_KEY),
+            pl.col("_position").first(),
             pl.len().alias("requests"),
             pl.col("_hit").sum().alias("hits"),
             pl.col("cost_usd").filter(pl.col("_hit")).sum().alias("savings"),
@@ -296,13 +313,18 @@ def _top_repeats(
             pl.col("row_id").filter(pl.col(QUESTION_HASH).is_not_null()).first().alias("_asked"),
         )
         .filter(pl.col("hits") > 0)
+        .collect()
+    )
+    keys = rows.select(CACHE_KEY).gather(counted.get_column("_position"))
+    ranked = (
+        counted.hstack(keys.get_columns())
         # ties (the same prompt at another temperature or model) in the order of the key's values
         .sort(["_feature", "savings", "hits", "prompt_hash", *CACHE_KEY], descending=[False, True, True] + [False] * 7)
         .group_by("_feature", maintain_order=True)
         .head(opts.top_repeats)
     )
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in _with_heads(ranked, frame, "_asked").iter_rows(named=True):
+    for r in _with_heads(ranked, heads, "_asked").iter_rows(named=True):
         out.setdefault(r["_feature"], []).append(
             {
                 "question": _question(r["last_user_text"], r["prompt_hash"], opts.excerpt_chars),
@@ -315,27 +337,28 @@ def _top_repeats(
     return out
 
 
-def _exact_findings(
-    rows: pl.DataFrame, frame: pl.DataFrame, total: Decimal, opts: ResponseCacheOptions
-) -> list[Finding]:
-    top = _top_repeats(rows, frame, opts)
+def _exact_findings(rows: pl.DataFrame, heads: Heads, total: Decimal, opts: ResponseCacheOptions) -> list[Finding]:
+    top = _top_repeats(rows, heads, opts)
     hit = pl.col("_hit")
-    stats = (
-        rows.group_by("_feature")
+    # Per feature over all rows, then over the hits alone (a narrow copy): filtered aggregations over every row
+    # held several row-sized temporaries at once.
+    every = rows.lazy().group_by("_feature").agg(pl.len().alias("cacheable"), pl.col("cost_usd").sum().alias("cost"))
+    on_hits = (
+        rows.lazy()
+        .select("_feature", "_hit", "_safe_hit", "cost_usd", "_entry", "user", "_model")
+        .filter(hit)
+        .group_by("_feature")
         .agg(
-            pl.len().alias("cacheable"),
             hit.sum().alias("hits"),
             pl.col("_safe_hit").sum().alias("safe_hits"),
-            (pl.col("cost_usd") - pl.col("_after")).filter(hit).sum().alias("savings"),
-            (pl.col("cost_usd") - pl.col("_after_low")).filter(hit).sum().alias("savings_low"),
-            pl.col("cost_usd").sum().alias("cost"),
-            pl.col("_entry").filter(hit).n_unique().alias("prompts"),
-            pl.col("user").filter(hit).drop_nulls().n_unique().alias("users"),
-            pl.col("_model").filter(hit).unique().sort().alias("models"),
+            (pl.col("cost_usd") - _after("expected")).sum().alias("savings"),
+            (pl.col("cost_usd") - _after("low")).sum().alias("savings_low"),
+            pl.col("_entry").n_unique().alias("prompts"),
+            pl.col("user").drop_nulls().n_unique().alias("users"),
+            pl.col("_model").unique().sort().alias("models"),
         )
-        .filter(pl.col("hits") > 0)
-        .sort("_feature")
     )
+    stats = every.join(on_hits, on="_feature").filter(pl.col("hits") > 0).sort("_feature").collect()
     findings = []
     for r in stats.iter_rows(named=True):
         savings, hits = dec(r["savings"]), int(r["hits"])
@@ -373,7 +396,7 @@ def _exact_findings(
     return findings
 
 
-def _near_findings(questions: pl.DataFrame, frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Finding]:
+def _near_findings(questions: pl.DataFrame, heads: Heads, opts: ResponseCacheOptions) -> list[Finding]:
     near = questions.filter(pl.col("_near"))
     if near.height == 0:
         return []
@@ -393,7 +416,7 @@ def _near_findings(questions: pl.DataFrame, frame: pl.DataFrame, opts: ResponseC
         questions.join(groups.select("_feature", "_question"), on=["_feature", "_question"], how="semi")
         .unique(["_feature", "_question", QUESTION_HASH], keep="first", maintain_order=True)
         .select("_feature", "_question", QUESTION_HASH, "row_id"),
-        frame,
+        heads,
         "row_id",
     ).with_columns(normalized_question(pl.col("last_user_text")).alias("_norm_head"))
     # Order of the examples: most near-duplicates first, then the normalised question. Only its heads are left:
@@ -460,28 +483,39 @@ def _near_findings(questions: pl.DataFrame, frame: pl.DataFrame, opts: ResponseC
     return findings
 
 
+def _count_cost(frame: pl.DataFrame, where: pl.Expr) -> tuple[int, Decimal]:
+    """How many rows `where` holds for and their exact cost (total_cost), without a filtered copy of the rows."""
+    n, cost = frame.select(where.sum(), pl.col("cost_usd").filter(where).sum()).row(0)
+    return int(n or 0), dec(cost)
+
+
 def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
     gaps = []
-    unhashed = frame.filter(pl.col("prompt_hash").is_null() & (pl.col("status").fill_null("ok") != "error"))
-    if unhashed.height:
+    unhashed_n, unhashed_cost = _count_cost(
+        frame, pl.col("prompt_hash").is_null() & (pl.col("status").fill_null("ok") != "error")
+    )
+    if unhashed_n:
         gaps.append(
             Gap(
                 lever=LEVER_ID,
                 missing_fields=["prompt_hash"],
-                requests=unhashed.height,
-                cost_at_stake_usd=usd(total_cost(unhashed)) or 0.0,
+                requests=unhashed_n,
+                cost_at_stake_usd=usd(unhashed_cost) or 0.0,
                 note="no prompt text or fingerprint: exact repeats among these requests cannot be seen",
             )
         )
     if opts.near_duplicates:
-        no_question = frame.filter(pl.col("prompt_hash").is_not_null() & pl.col("last_user_text").is_null())
-        if no_question.height:
+        # QUESTION_HASH is null exactly where the question (full text, so its head too) is
+        no_question_n, no_question_cost = _count_cost(
+            frame, pl.col("prompt_hash").is_not_null() & pl.col(QUESTION_HASH).is_null()
+        )
+        if no_question_n:
             gaps.append(
                 Gap(
                     lever=LEVER_ID,
                     missing_fields=["last_user_text"],
-                    requests=no_question.height,
-                    cost_at_stake_usd=usd(total_cost(no_question)) or 0.0,
+                    requests=no_question_n,
+                    cost_at_stake_usd=usd(no_question_cost) or 0.0,
                     note="prompt fingerprint but no question text: exact repeats are counted, near-duplicates "
                     "(LA602) are not checked",
                 )
@@ -493,7 +527,7 @@ class ResponseCacheLever:
     id = LEVER_ID
     title = "Response cache for repeated requests"
     reads: tuple[str, ...] = (
-        *("latency_ms", "user", "last_user_text", "messages_count", "prompt_hash", "system_hash"),
+        *("latency_ms", "user", "messages_count", "prompt_hash", "system_hash"),  # heads: fetch_rows
         *("max_tokens", "temperature", "response_format", "tools_count", "finish_reason"),
     )
 
@@ -529,18 +563,28 @@ class ResponseCacheLever:
         if frame.height == 0:
             return result
         rows = detect(frame, opts)
-        hits = rows.filter(pl.col("_hit") & pl.col("cost_usd").is_not_null())
+        hits = (
+            rows.select("row_id", "_hit", "_safe_hit", "cost_usd")
+            .filter(pl.col("_hit") & pl.col("cost_usd").is_not_null())
+            .select("row_id", *(_after(case).alias(f"_after_{case}") for case in ("expected", "low", "high")))
+        )
         if hits.height:
             result.counterfactual = counterfactual_frame(
-                hits["row_id"], hits["_after"], hits["_after_low"], hits["_after_high"]
+                hits["row_id"], hits["_after_expected"], hits["_after_low"], hits["_after_high"]
             )
         total = total_cost(frame)
         # no name for the priced rows: freed before near_duplicates makes its copy
-        result.findings = _exact_findings(rows.filter(pl.col("cost_usd").is_not_null()), frame, total, opts)
+
+        def heads(row_ids: pl.Series) -> pl.DataFrame:
+            return fetch_rows(frame, ctx, row_ids, ("last_user_text",))
+
+        priced = rows.select(_EXACT_COLUMNS).filter(pl.col("cost_usd").is_not_null())
+        result.findings = _exact_findings(priced, heads, total, opts)
+        del priced
         if opts.near_duplicates:
             # detected on every cacheable request (an unpriced one is still an earlier identical question)
             questions = near_duplicates(rows, opts).filter(pl.col("cost_usd").is_not_null())
-            result.findings += _near_findings(questions, frame, opts)
+            result.findings += _near_findings(questions, heads, opts)
         return result
 
 

@@ -510,7 +510,10 @@ def _gaps(flagged: pl.DataFrame, frame: pl.DataFrame) -> list[Gap]:
 class RetriesLever:
     id = LEVER_ID
     title = "Retries, duplicates, fan-out and agent loops"
-    reads: tuple[str, ...] = ("latency_ms", "user", "session_id", "prompt_hash", "http_status", "error_type")
+    reads: tuple[str, ...] = (
+        *("latency_ms", "user", "session_id", "prompt_hash", "http_status", "error_type"),
+        "request_id",  # example ids (not a base column: only the sort reads it)
+    )
 
     def check_options(self, options: dict[str, Any]) -> None:
         RetryOptions.parse(dict(options))

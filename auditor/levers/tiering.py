@@ -30,7 +30,7 @@ from auditor.classify import (
     text_signals,
 )
 from auditor.config import ConfigError
-from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult, severity, total_cost
+from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult, fetch_rows, severity, total_cost
 from auditor.levers.options import count, names, number, reject_unknown
 from auditor.prices import ModelPrice
 from auditor.redact import excerpt
@@ -222,7 +222,7 @@ def _savings(rows: pl.DataFrame) -> Decimal:
 class TieringLever:
     id = LEVER_ID
     title = "Model tiering and routing"
-    reads: tuple[str, ...] = (*_COLUMNS, "system_text", "last_user_text")  # the heads for excerpts
+    reads: tuple[str, ...] = _COLUMNS  # the heads of the example excerpts are fetched for those rows (fetch_rows)
 
     def check_options(self, options: dict[str, Any]) -> None:
         TieringOptions.parse(dict(options))
@@ -242,7 +242,7 @@ class _Analysis:
         self.opts = opts
         privacy = getattr(ctx.config, "privacy", None) or {}
         self.full_text = bool(privacy.get("show_full_text", False))
-        self.frame = frame  # reduced: the text heads for the example excerpts
+        self.frame = frame  # reduced; the text heads of the example excerpts come through fetch_rows
         self.work = _classified(frame)
         self.total = total_cost(frame)
         self.profile = {
@@ -424,7 +424,8 @@ class _Analysis:
     def _example(self, rows: pl.DataFrame) -> str:
         """Excerpt of the first request's system prompt, else its user turn (heads: the frame is reduced)."""
         first_id = rows["row_id"].min()
-        first = self.frame.filter(pl.col("row_id") == first_id).select("system_text", "last_user_text").row(0)
+        ids = pl.Series("row_id", [first_id], dtype=pl.Int64)
+        first = fetch_rows(self.frame, self.ctx, ids, ("system_text", "last_user_text")).row(0)[1:]
         return excerpt(first[0] or first[1], full=self.full_text)
 
     def _successors(self, moved: set[int]) -> None:
