@@ -189,13 +189,7 @@ def prepare_frame(
         frame = store.order(frame)
     frame = frame.with_row_index("row_id")
     frame = frame.with_columns(pl.col("row_id").cast(pl.Int64))
-    return add_costs(frame, prices, options.price_date)
-
-
-def add_costs(frame: pl.DataFrame, prices: PriceBook, price_date: date | None) -> pl.DataFrame:
-    """PriceBook.add_costs: it prices in slices (prices.PRICE_SLICE_ROWS), so the price join it makes (every
-    price column on every row, for a moment) stays bounded at 10M requests."""
-    return prices.add_costs(frame, price_date=price_date)
+    return prices.add_costs(frame, price_date=options.price_date)  # in bounded slices (prices.PRICE_SLICE_ROWS)
 
 
 def sort_frame(frame: pl.DataFrame) -> pl.DataFrame:

@@ -356,3 +356,13 @@ def test_pipeline_reduced_frame_gives_the_full_frame_result() -> None:
     assert late.evidence["task_families"] == {"classification": 12, "code": 12}
     assert [(g.missing_fields, g.requests) for g in full.gaps] == [(["prompt_text"], 10)]
     _same_result(full, cut)
+
+
+def test_successor_saving_by_hand() -> None:
+    # 20 requests of feature "legacy" on old-mid, whose successor is new-mid (FakeBook): old-mid 1000*3/1e6 +
+    # 900*15/1e6 = 0.0165 a request, new-mid 0.002 + 0.009 = 0.011: LA203 saves 20 * 0.0055 = 0.11.
+    legacy = {**essay(), "feature": "legacy", "model_id": "old-mid", "input_tokens": 1000, "output_tokens": 900}
+    rows = [ticket() for _ in range(40)] + [yes_no() for _ in range(20)] + [essay() for _ in range(20)] + [legacy] * 20
+    result = LEVER.analyze(frame_of(rows), LeverContext(prices=BOOK))  # type: ignore[arg-type]
+    la203 = next(f for f in result.findings if f.code == "LA203")
+    assert la203.savings_usd == pytest.approx(0.11, abs=1e-9)

@@ -332,6 +332,6 @@ def test_pricing_in_slices_gives_the_same_columns(sample_frame: pl.DataFrame, mo
     unpriced = sample_frame.drop("model_id", "price_date", "unpriced", "cost_usd")
     whole = prices.add_costs(unpriced)
     monkeypatch.setattr(prices_module, "PRICE_SLICE_ROWS", 1000)
-    sliced = pipeline.add_costs(unpriced, prices, None)
+    sliced = prices.add_costs(unpriced)
     assert_frame_equal(sliced, whole)
     assert sliced["cost_usd"].null_count() < sliced.height and sliced.height > 5000  # six slices, mostly priced

@@ -1104,7 +1104,8 @@ def _findings(
         # each unit's row positions (ascending): its rows are gathered when its findings are made, one unit at a
         # time (a partition would copy every row at once)
         positions = cands.select("unit", pl.int_range(pl.len(), dtype=pl.UInt32).alias("i")).group_by("unit")
-        by_unit = dict(positions.agg("i").iter_rows())
+        lists = positions.agg("i")  # one Series of positions per unit: no Python int per row
+        by_unit = dict(zip(lists["unit"].to_list(), lists["i"], strict=True))
     for unit in units.values():
         m = measured.per_unit.get(unit.code, {})
         threshold = max(opts.min_finding_usd, opts.min_finding_share * unit.stats["cost"])

@@ -65,7 +65,6 @@ _COLUMNS = (
 )
 
 
-COST_SLICE_ROWS = 16_384  # rows repriced on a candidate at once (bounds the price join at 10M requests)
 # What the analysis keeps of each priced request, besides feature and the labels: PriceBook.cost's inputs
 _WORK_COLUMNS: tuple[str, ...] = ("row_id", "status", "timestamp", "model_id", "price_date", "cost_usd", *TOKEN_COLUMNS)
 _WORK_COLUMNS += ("batch", "service_tier")
@@ -273,13 +272,7 @@ class _Analysis:
     def _cost_on(self, rows: pl.DataFrame, model_id: str) -> pl.Series | None:
         """Cost of the same requests (same token counts) on `model_id`; None when it cannot be priced."""
         swapped = rows.with_columns(pl.lit(model_id, dtype=pl.String).alias("model_id"))
-        # in slices: pricing joins every price column onto every row it prices (measured ~0.4 KB a row)
-        cost = pl.concat(
-            [
-                self.ctx.prices.cost(swapped.slice(start, COST_SLICE_ROWS), price_date=self.ctx.price_date)
-                for start in range(0, max(swapped.height, 1), COST_SLICE_ROWS)
-            ]
-        )
+        cost = self.ctx.prices.cost(swapped, price_date=self.ctx.price_date)  # PriceBook prices in bounded slices
         # a request the candidate cannot price stays where it is (min_horizontal below ignores the null)
         return None if cost.null_count() == cost.len() else cost.cast(MONEY)
 
