@@ -27,6 +27,7 @@ from auditor.report import Finding, Gap, Report, usd
 from auditor.schema import SORT_KEYS
 from auditor.spill import (
     BASE_COLUMNS,
+    CATEGORICAL_COLUMNS,
     SpillStore,
     available_memory,
     estimated_reduced_bytes,
@@ -189,7 +190,10 @@ def prepare_frame(
         frame = store.order(frame)
     frame = frame.with_row_index("row_id")
     frame = frame.with_columns(pl.col("row_id").cast(pl.Int64))
-    return prices.add_costs(frame, price_date=options.price_date)  # in bounded slices (prices.PRICE_SLICE_ROWS)
+    frame = prices.add_costs(frame, price_date=options.price_date)  # in bounded slices (prices.PRICE_SLICE_ROWS)
+    if not is_reduced(frame):  # export-eval's full rows go out as they are
+        return frame
+    return frame.with_columns(pl.col(c).cast(pl.Categorical) for c in CATEGORICAL_COLUMNS if c in frame.columns)
 
 
 def sort_frame(frame: pl.DataFrame) -> pl.DataFrame:

@@ -46,6 +46,10 @@ BASE_COLUMNS: tuple[str, ...] = (
     *("model_id", "price_date", "unpriced", "cost_usd"),  # added by pricing
 )
 
+# Base strings with few distinct values (models, features, tenants): Categorical once priced (pipeline.prepare_frame),
+# 4 bytes a row instead of a 16-byte view plus the text, ~1.2 GB less at 10M requests.
+CATEGORICAL_COLUMNS: tuple[str, ...] = ("provider", "model", "model_id", "feature", "tenant", "service_tier", "status")
+
 SORT_ONLY: tuple[str, ...] = ("source_file", "source_line", "request_id")
 STUB_COLUMNS: tuple[str, ...] = (*BASE_COLUMNS, *SORT_ONLY)
 

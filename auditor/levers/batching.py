@@ -143,7 +143,7 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> str:
 
 def _exclusion() -> pl.Expr:
     """Why a request cannot move to batch prices (null = it can, if its model has a batch or flex price)."""
-    tier = pl.col("service_tier").str.to_lowercase()
+    tier = pl.col("service_tier").cast(pl.String).str.to_lowercase()
     session_calls = pl.len().over("session_id")
     return (
         pl.when(pl.col("cost_usd").is_null())
@@ -189,7 +189,7 @@ def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> p
         _exclusion().alias("_excluded"),
         *(
             [
-                pl.col("feature").str.to_lowercase().str.extract(pattern, 1).alias("_name_kw"),
+                pl.col("feature").cast(pl.String).str.to_lowercase().str.extract(pattern, 1).alias("_name_kw"),
                 pl.col("tags").str.to_lowercase().str.extract(pattern, 1).alias("_tag_kw"),
             ]
             if pattern
@@ -198,7 +198,9 @@ def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> p
     )
     # the join carries only its keys: joining `work` would copy every column of it
     keys = work.select("model_id", "price_date")
-    tiers = keys.join(_service_prices(work, ctx), on=["model_id", "price_date"], how="left", maintain_order="left")
+    table = _service_prices(work, ctx)
+    table = table.with_columns(pl.col("model_id").cast(keys.schema["model_id"]))  # the frame's may be Categorical
+    tiers = keys.join(table, on=["model_id", "price_date"], how="left", maintain_order="left")
     work = work.with_columns(tiers.get_column("_tier")).with_columns(
         pl.when(pl.col("_excluded").is_null() & pl.col("_tier").is_null())
         .then(pl.lit("no_batch_price"))

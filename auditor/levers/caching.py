@@ -273,7 +273,11 @@ def _unit_codes(
         .sort("i")
         .unique("u", keep="first", maintain_order=True)  # a unit's identity: its first row's
         .sort("u")
-        .select("unit", *names, SCOPE.rank("dense").cast(pl.UInt32).alias("scope"))
+        .select(
+            "unit",
+            *(pl.col(name).cast(pl.String) for name in names),  # the frame's may be Categorical (pipeline)
+            SCOPE.rank("dense").cast(pl.UInt32).alias("scope"),
+        )
     )
     rule_columns = table.select("model_id").join(rules_frame, on="model_id", how="left", maintain_order="left")
     return codes, pl.concat([table, rule_columns.drop("model_id")], how="horizontal")
