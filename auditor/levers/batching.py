@@ -39,6 +39,7 @@ from auditor.levers.base import (
     counterfactual_frame,
     dec,
     empty_counterfactual,
+    fetch_rows,
     severity,
     total_cost,
 )
@@ -46,6 +47,7 @@ from auditor.levers.options import count, names, number, reject_unknown
 from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, usd
 from auditor.schema import MONEY
+from auditor.spill import BASE_COLUMNS
 
 LEVER_ID = "batching"
 _OPT = f"levers.{LEVER_ID}"
@@ -53,6 +55,12 @@ UNATTRIBUTED = "(unattributed)"
 BATCH_FILE_LIMIT = 50_000  # OpenAI: requests per batch input file
 SHARE = pl.Decimal(38, 6)
 LONG_LATENCY_MS = 10_000  # a median this slow means nobody is watching a spinner (reported as a signal only)
+# Per-row codes as Enums (1 byte a row, not a 16-byte string view), categories in alphabetical order so that sorting
+# them sorts the names.
+REASON = pl.Enum(
+    ["already_batch_or_flex", "conversation_or_agent_run", "error", "no_batch_price", "streaming", "unpriced"]
+)
+TIER = pl.Enum(["batch", "flex"])
 
 DEFAULT_KEYWORDS = (
     "batch", "nightly", "daily", "weekly", "report", "digest", "backfill", "eval", "offline", "cron",
@@ -141,21 +149,30 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> str:
     return rf"(?:^|[^a-z0-9])({words})(?:e?s)?(?:[^a-z0-9]|$)"
 
 
-def _exclusion() -> pl.Expr:
+def _reason(name: str) -> pl.Expr:
+    return pl.lit(name, dtype=REASON)
+
+
+def _exclusion(frame: pl.DataFrame) -> pl.Expr:
     """Why a request cannot move to batch prices (null = it can, if its model has a batch or flex price)."""
-    tier = pl.col("service_tier").cast(pl.String).str.to_lowercase()
-    session_calls = pl.len().over("session_id")
+    # the few tier names, lowercased in Python: no lowercased string per row
+    tiers = frame.get_column("service_tier").drop_nulls().unique().cast(pl.String).to_list()
+    async_tier = [t for t in tiers if t.lower() in ("batch", "flex")]
     return (
         pl.when(pl.col("cost_usd").is_null())
-        .then(pl.lit("unpriced"))
-        .when(pl.col("status").fill_null("ok") == "error")
-        .then(pl.lit("error"))
-        .when(pl.col("batch").fill_null(False) | tier.is_in(["batch", "flex"]).fill_null(False))
-        .then(pl.lit("already_batch_or_flex"))
+        .then(_reason("unpriced"))
+        .when((pl.col("status") == "error").fill_null(False))
+        .then(_reason("error"))
+        .when(pl.col("batch").fill_null(False) | pl.col("service_tier").is_in(async_tier).fill_null(False))
+        .then(_reason("already_batch_or_flex"))
         .when(pl.col("stream").fill_null(False))
-        .then(pl.lit("streaming"))
-        .when((pl.col("messages_count").fill_null(0) >= 3) | (pl.col("session_id").is_not_null() & (session_calls > 1)))
-        .then(pl.lit("conversation_or_agent_run"))
+        .then(_reason("streaming"))
+        # is_duplicated = more than one request in the session, without a count per row
+        .when(
+            (pl.col("messages_count").fill_null(0) >= 3)
+            | (pl.col("session_id").is_not_null() & pl.col("session_id").is_duplicated())
+        )
+        .then(_reason("conversation_or_agent_run"))
     )
 
 
@@ -167,17 +184,17 @@ def _service_prices(frame: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
         price = ctx.prices.model(model_id, ctx.price_date or day)
         tier = "batch" if price.batch_multiplier is not None else "flex" if price.flex_multiplier is not None else None
         rows.append({"model_id": model_id, "price_date": day, "_tier": tier})
-    return pl.DataFrame(rows, schema={"model_id": pl.String, "price_date": pl.Date, "_tier": pl.String})
+    return pl.DataFrame(rows, schema={"model_id": pl.String, "price_date": pl.Date, "_tier": TIER})
 
 
-def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> pl.DataFrame:
-    pattern = _keyword_pattern(opts.keywords) if opts.keywords else None
+def _prepare(frame: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
+    """Every request with `_feature`, `_model` and `_excluded`, the columns the findings read (selected, not copied)
+    and `feature` / `tags` for the keyword search on the eligible rows only."""
     work = frame.select(
         "row_id",
         "timestamp",
-        "request_id",
-        "model_id",
-        "price_date",
+        "feature",
+        "tags",
         pl.coalesce("model_id", "model").fill_null("(unknown model)").alias("_model"),
         pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature"),
         pl.col("feature").is_null().alias("_no_feature"),
@@ -186,28 +203,31 @@ def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> p
         "error_type",
         "http_status",
         "cost_usd",
-        _exclusion().alias("_excluded"),
-        *(
-            [
-                pl.col("feature").cast(pl.String).str.to_lowercase().str.extract(pattern, 1).alias("_name_kw"),
-                pl.col("tags").str.to_lowercase().str.extract(pattern, 1).alias("_tag_kw"),
-            ]
-            if pattern
-            else [pl.lit(None, pl.String).alias("_name_kw"), pl.lit(None, pl.String).alias("_tag_kw")]
-        ),
+        _exclusion(frame).alias("_excluded"),
     )
     # the join carries only its keys: joining `work` would copy every column of it
-    keys = work.select("model_id", "price_date")
-    table = _service_prices(work, ctx)
+    keys = frame.select("model_id", "price_date")
+    table = _service_prices(keys, ctx)
     table = table.with_columns(pl.col("model_id").cast(keys.schema["model_id"]))  # the frame's may be Categorical
-    tiers = keys.join(table, on=["model_id", "price_date"], how="left", maintain_order="left")
-    work = work.with_columns(tiers.get_column("_tier")).with_columns(
+    tiers = keys.join(table, on=["model_id", "price_date"], how="left", maintain_order="left").get_column("_tier")
+    del keys
+    return work.with_columns(tiers).with_columns(
         pl.when(pl.col("_excluded").is_null() & pl.col("_tier").is_null())
-        .then(pl.lit("no_batch_price"))
+        .then(_reason("no_batch_price"))
         .otherwise(pl.col("_excluded"))
         .alias("_excluded")
     )
-    return work
+
+
+def _keywords(opts: BatchingOptions) -> list[pl.Expr]:
+    """`_name_kw` / `_tag_kw`: the first job word in the feature name / the tags (null = none)."""
+    if not opts.keywords:
+        return [pl.lit(None, pl.String).alias("_name_kw"), pl.lit(None, pl.String).alias("_tag_kw")]
+    pattern = _keyword_pattern(opts.keywords)
+    return [
+        pl.col("feature").cast(pl.String).str.to_lowercase().str.extract(pattern, 1).alias("_name_kw"),
+        pl.col("tags").str.to_lowercase().str.extract(pattern, 1).alias("_tag_kw"),
+    ]
 
 
 def _bursts(eligible: pl.LazyFrame, opts: BatchingOptions) -> pl.LazyFrame:
@@ -236,8 +256,12 @@ def _bursts(eligible: pl.LazyFrame, opts: BatchingOptions) -> pl.LazyFrame:
 def async_cost(frame: pl.DataFrame, tiers: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
     """(row_id, _alt_cost): the cost of the `tiers` rows (row_id, _tier) at batch or flex prices, priced on the
     original rows so every token and cache column is kept (the discounts stack with cache prices)."""
-    original = frame.join(tiers, on="row_id", how="inner", maintain_order="left")
-    repriced = original.with_columns((pl.col("_tier") == "batch").alias("batch"), pl.col("_tier").alias("service_tier"))
+    # pricing reads base columns only: the join need not carry the lever's strings (session ids, tags)
+    base = frame.select(c for c in frame.columns if c in BASE_COLUMNS)
+    original = base.join(tiers, on="row_id", how="inner", maintain_order="left")
+    repriced = original.with_columns(
+        (pl.col("_tier") == "batch").alias("batch"), pl.col("_tier").cast(pl.String).alias("service_tier")
+    )
     return original.select("row_id", ctx.prices.cost(repriced, ctx.price_date).alias("_alt_cost"))
 
 
@@ -263,9 +287,10 @@ def detect(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> tup
     """(work, flagged): every request with its exclusion reason; the flagged eligible requests with `_code`
     (LA501/LA502), `_level`, shares, the cost at batch/flex prices and the cost after for the three cases
     (None when no request is flagged)."""
-    work = _prepare(frame, ctx, opts)
-    # lazy up to the flagged rows: no copy of the eligible rows, of their sorted order or of each step
-    rows = _bursts(work.lazy().filter(pl.col("_excluded").is_null()), opts)
+    work = _prepare(frame, ctx)
+    # lazy up to the flagged rows, and only the columns the detection reads: the sort copies what it carries
+    eligible = work.lazy().filter(pl.col("_excluded").is_null())
+    rows = _bursts(eligible.select("row_id", "timestamp", "_feature", "_model", *_keywords(opts)), opts)
     keys = ["_feature", "_model"]
     sched_share = pl.col("_sched").mean().over(keys)
     # the group is named when its feature name says so, or every eligible request carries a job-like tag
@@ -287,6 +312,9 @@ def detect(frame: pl.DataFrame, ctx: LeverContext, opts: BatchingOptions) -> tup
     flagged = rows.filter(pl.col("_code").is_not_null()).collect()
     if flagged.height == 0:
         return work, None
+    shown = work.select("row_id", "stream", "latency_ms", "cost_usd", "_tier")
+    shown = shown.filter(pl.col("row_id").is_in(flagged.get_column("row_id").implode()))
+    flagged = flagged.join(shown, on="row_id", how="left", maintain_order="left")
     alt = async_cost(frame, flagged.select("row_id", "_tier"), ctx)
     flagged = flagged.join(alt, on="row_id", how="left").with_columns(_share_exprs(opts))
     full = (pl.col("cost_usd") - pl.col("_alt_cost")).clip(lower_bound=0)
@@ -371,7 +399,8 @@ def _findings(flagged: pl.DataFrame, work: pl.DataFrame, total: Decimal, opts: B
     schedules = _schedules(flagged, opts)
     excluded = _excluded_counts(work)
     rate_limited = (
-        work.filter((pl.col("error_type") == "rate_limit") | (pl.col("http_status") == 429))
+        work.select("_feature", "_model", "error_type", "http_status")
+        .filter((pl.col("error_type") == "rate_limit") | (pl.col("http_status") == 429))
         .group_by("_feature", "_model")
         .len()
     )
@@ -463,8 +492,11 @@ def _gaps(flagged: pl.DataFrame | None, work: pl.DataFrame, frame: pl.DataFrame,
             )
         )
     flagged_ids = flagged.select("row_id") if flagged is not None else work.select("row_id").head(0)
-    unattributed = work.filter(pl.col("_no_feature") & pl.col("_excluded").is_null()).join(
-        flagged_ids, on="row_id", how="anti"
+    unattributed = (
+        work.select("row_id", "_tier", "cost_usd", "_no_feature", "_excluded")
+        .filter(pl.col("_no_feature") & pl.col("_excluded").is_null())
+        .select("row_id", "_tier", "cost_usd")
+        .join(flagged_ids, on="row_id", how="anti")
     )
     if unattributed.height:
         alt = async_cost(frame, unattributed.select("row_id", "_tier"), ctx)
@@ -488,8 +520,7 @@ class BatchingLever:
     reads: tuple[str, ...] = (
         *("latency_ms", "session_id", "tags", "messages_count"),
         *("stream", "http_status", "error_type"),
-        "request_id",  # example ids (not a base column: only the sort reads it)
-    )
+    )  # request_id: fetched (fetch_rows) for the flagged rows only, the examples come from them
 
     def check_options(self, options: dict[str, Any]) -> None:
         BatchingOptions.parse(dict(options))
@@ -533,7 +564,8 @@ class BatchingLever:
             touched["row_id"], touched["_after"], touched["_after_low"], touched["_after_high"]
         )
         total = total_cost(frame)
-        result.findings = _findings(touched, work, total, opts)
+        ids = fetch_rows(frame, ctx, touched.get_column("row_id"), ["request_id"]).get_column("request_id")
+        result.findings = _findings(touched.with_columns(ids), work, total, opts)
         result.gaps = _gaps(touched, work, frame, ctx)
         return result
 
