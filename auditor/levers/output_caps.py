@@ -50,7 +50,7 @@ _CASES = ("expected", "low", "high")  # low = least savings (pessimistic), high 
 _JSON_FORMATS = ("json_object", "json_schema")
 _MONEY = pl.Decimal(38, 12)
 _WRAPPER = f"_{LEVER_ID}_json_wrapper"  # the feature: see json_wrapper()
-# What the analysis keeps of each request: PriceBook.cost's inputs and the cap's. Not output_text, a head per
+# What a repriced request keeps (_targets): PriceBook.cost's inputs and the cap's. Not output_text, a head per
 # request (~0.25 KB): group_stats looks up the longest answer of each group only.
 _KEPT: tuple[str, ...] = ("row_id", "timestamp", "model_id", *TOKEN_COLUMNS, "batch", "service_tier", "status")
 _KEPT += ("cost_usd", "max_tokens", _WRAPPER)
@@ -124,65 +124,118 @@ def json_wrapper(frame: pl.DataFrame) -> pl.Series:
     return frame.select(share.alias(_WRAPPER)).to_series()
 
 
-def _rows(frame: pl.DataFrame) -> pl.DataFrame:
-    """Successful requests with output counts, their group key and per-request shape signals."""
-    reasoning = pl.col("reasoning_tokens").fill_null(0).clip(0, pl.col("output_tokens"))
-    truncated = (pl.col("finish_reason") == "length").fill_null(
-        pl.col("max_tokens").is_not_null() & (pl.col("output_tokens") >= pl.col("max_tokens"))
-    )
-    group = pl.coalesce(pl.col("feature"), pl.lit("system prompt ") + pl.col("system_hash").str.slice(0, 12))
-    model = pl.coalesce("model_id", "model")
-    ok = (pl.col("status").fill_null("ok") != "error") & pl.col("output_tokens").is_not_null()
-    # Lazy, one filter: it copies only the columns the analysis and repricing read, not every column of the frame.
-    return (
-        frame.lazy()
-        .filter(ok & group.is_not_null() & model.is_not_null())
-        .select(
-            *(c for c in _KEPT if c in frame.columns),
-            group.alias("_group"),
-            model.alias("_model"),
-            reasoning.alias("_reasoning"),
-            (pl.col("output_tokens") - reasoning).alias("_visible"),
-            truncated.fill_null(False).alias("_truncated"),
-            pl.col(_WRAPPER).is_not_null().alias("_json"),
-            pl.col(_WRAPPER).fill_null(0.0).alias("_wrapper"),
+# Per-request values, as expressions over the lever's frame: evaluated inside the aggregation, or for the rows
+# repriced, never kept as columns of a full-height copy.
+_OK = (pl.col("status").fill_null("ok") != "error") & pl.col("output_tokens").is_not_null()
+_REASONING = pl.col("reasoning_tokens").fill_null(0).clip(0, pl.col("output_tokens"))
+_VISIBLE = pl.col("output_tokens") - _REASONING
+_TRUNCATED = (
+    (pl.col("finish_reason") == "length")
+    .fill_null(pl.col("max_tokens").is_not_null() & (pl.col("output_tokens") >= pl.col("max_tokens")))
+    .fill_null(False)
+)
+_JSON = pl.col(_WRAPPER).is_not_null()
+_WRAPPER_SHARE = pl.col(_WRAPPER).fill_null(0.0)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Each request's (group, model) as one integer code: the group is the feature, else "system prompt " + the
+    system hash's first 12 characters; the model is model_id, else model. Codes are looked up from the distinct
+    Categorical ids and system hashes, not from a label string built per request (a view and its bytes per row,
+    then a row encoding to group by); keys with the same labels share a code, as grouping by the labels would."""
+
+    code: pl.Series  # per request; null for requests not analysed (failed, no output count, no group or model)
+    groups: list[str]  # group labels, sorted; code = group index * len(models) + model index
+    models: list[str]
+
+    def labels(self, codes: pl.Series) -> pl.DataFrame:
+        """`_group` and `_model` of these codes."""
+        n = len(self.models)
+        return pl.DataFrame(
+            {
+                "_group": pl.Series(self.groups, dtype=pl.String).gather((codes // n).cast(pl.Int64)),
+                "_model": pl.Series(self.models, dtype=pl.String).gather((codes % n).cast(pl.Int64)),
+            }
         )
-        .collect()
-    )
+
+
+def _distinct(lazy: pl.LazyFrame, column: str, where: pl.Expr | None = None) -> pl.Series:
+    rows = lazy if where is None else lazy.filter(where)
+    return rows.select(pl.col(column).unique().drop_nulls()).collect().to_series()
+
+
+def _lookup(column: str, keys: pl.Series, labels: list[str], index: dict[str, int]) -> pl.Expr:
+    """The label index of `column`'s value per row (Categorical columns by their ids)."""
+    categorical = keys.dtype == pl.Categorical
+    values = pl.col(column).to_physical() if categorical else pl.col(column)
+    old = keys.to_physical() if categorical else keys
+    return values.replace_strict(old, [index[label] for label in labels], default=None, return_dtype=pl.UInt64)
+
+
+def group_codes(frame: pl.DataFrame) -> Groups:
+    """The Groups of the frame's requests, from the distinct values of its key columns."""
+    lazy = frame.lazy().filter(_OK)
+    has_feature, has_model_id = pl.col("feature").is_not_null(), pl.col("model_id").is_not_null()
+    features = _distinct(lazy, "feature")
+    systems = _distinct(lazy, "system_hash", ~has_feature)
+    model_ids = _distinct(lazy, "model_id")
+    models = _distinct(lazy, "model", ~has_model_id)
+    feature_labels = features.cast(pl.String).to_list()
+    system_labels = ("system prompt " + systems.str.slice(0, 12)).to_list()
+    model_id_labels, model_labels = model_ids.cast(pl.String).to_list(), models.cast(pl.String).to_list()
+    group_names = sorted({*feature_labels, *system_labels})
+    model_names = sorted({*model_id_labels, *model_labels})
+    g_index = {label: i for i, label in enumerate(group_names)}
+    m_index = {label: i for i, label in enumerate(model_names)}
+    by_system = _lookup("system_hash", systems, system_labels, g_index) if systems.len() else None
+    group = pl.when(has_feature).then(_lookup("feature", features, feature_labels, g_index)).otherwise(by_system)
+    by_model = _lookup("model", models, model_labels, m_index) if models.len() else None
+    model = pl.when(has_model_id).then(_lookup("model_id", model_ids, model_id_labels, m_index)).otherwise(by_model)
+    dtype = pl.UInt32 if len(group_names) * len(model_names) < 2**32 else pl.UInt64
+    code = pl.when(_OK).then(group * len(model_names) + model).cast(dtype).alias("_code")
+    return Groups(frame.select(code).to_series(), group_names, model_names)
 
 
 def _quantile(q: float) -> pl.Expr:
     return pl.col("output_tokens").quantile(q, interpolation="higher")
 
 
-def group_stats(rows: pl.DataFrame, opts: OutputCapOptions, texts: Callable[[pl.Series], pl.DataFrame]) -> pl.DataFrame:
+def group_stats(
+    frame: pl.DataFrame, groups: Groups, opts: OutputCapOptions, texts: Callable[[pl.Series], pl.DataFrame]
+) -> pl.DataFrame:
     """One row per (group, model): distribution, cap candidates and which findings apply. `texts` gives the
     output_text head of some row_ids (fetch_rows): only the longest answer of each group is looked up."""
     out = pl.col("output_tokens")
-    longest_truncated = out.filter(pl.col("_truncated")).max().fill_null(0)
-    # lazy: the eager group_by held ~0.2 KB a row more at its peak
+    longest_truncated = out.filter(_TRUNCATED).max().fill_null(0)
+    # Grouped by code over the whole frame (requests not analysed fall in the null group, dropped after): a filter
+    # first would copy every column the aggregation reads.
     stats = (
-        rows.lazy()
-        .group_by("_group", "_model")
+        frame.lazy()
+        .with_columns(groups.code)
+        .group_by("_code")
         .agg(
             pl.len().alias("requests"),
             *(_quantile(q).alias(f"p{round(q * 100)}") for q in (0.5, 0.9, 0.95, 0.99)),
             out.max().alias("max"),
             *(pl.max_horizontal(_quantile(opts.percentile(c)), longest_truncated).alias(f"cap_{c}") for c in _CASES),
             pl.col("max_tokens").is_null().mean().alias("uncapped_share"),
-            pl.col("_truncated").sum().alias("truncated"),
+            _TRUNCATED.sum().alias("truncated"),
+            pl.col("cost_usd").filter(_TRUNCATED).sum().alias("truncated_cost"),
             pl.col("max_tokens").drop_nulls().mode().sort().head(3).alias("max_tokens_common"),
-            pl.col("_reasoning").sum().alias("reasoning_tokens"),
+            _REASONING.sum().alias("reasoning_tokens"),
             out.sum().alias("output_tokens"),
-            pl.col("_visible").quantile(0.5, interpolation="higher").alias("visible_p50"),
-            pl.col("_json").mean().alias("json_share"),
-            (pl.col("_visible") * pl.col("_wrapper")).sum().alias("wrapper_tokens"),
-            pl.col("_visible").sum().alias("visible_tokens"),
+            _VISIBLE.quantile(0.5, interpolation="higher").alias("visible_p50"),
+            _JSON.mean().alias("json_share"),
+            (_VISIBLE * _WRAPPER_SHARE).sum().alias("wrapper_tokens"),
+            _VISIBLE.sum().alias("visible_tokens"),
             pl.col("cost_usd").sum().alias("cost_usd"),
             pl.col("row_id").sort_by(out, descending=True).first().alias("longest_text"),
         )
         .collect()
+        .drop_nulls("_code")  # eager: pushed into the lazy query, the filter would run before the grouping
     )
+    stats = pl.concat([stats, groups.labels(stats["_code"])], how="horizontal")
     longest = texts(stats["longest_text"].drop_nulls().unique())
     text = pl.col("longest_text").replace_strict(
         longest["row_id"], longest["output_text"], default=None, return_dtype=pl.String
@@ -218,6 +271,30 @@ def group_stats(rows: pl.DataFrame, opts: OutputCapOptions, texts: Callable[[pl.
 # ---------------------------------------------------------------------------------------------- counterfactual
 
 
+def _targets(frame: pl.DataFrame, groups: Groups, stats: pl.DataFrame, opts: OutputCapOptions) -> pl.DataFrame:
+    """The priced requests of groups with a finding that shortens outputs, with what repricing them needs. Only
+    rows the optimistic case shortens: it shortens every output at least as much as the others, so the rows it
+    leaves alone are unchanged in every case and need no repricing."""
+    flags = ["long_tail", "json_wrapped", "reasoning_heavy"]
+    acting = stats.filter(pl.any_horizontal(flags)).select("_code", *flags, *(f"cap_{c}" for c in _CASES))
+    candidates = (
+        frame.lazy()
+        .with_columns(groups.code)
+        .filter(pl.col("_code").is_in(acting["_code"].implode()) & pl.col("cost_usd").is_not_null())
+        .select(
+            *(c for c in _KEPT if c in frame.columns),
+            "_code",
+            _REASONING.alias("_reasoning"),
+            _VISIBLE.alias("_visible"),
+            _JSON.alias("_json"),
+            _WRAPPER_SHARE.alias("_wrapper"),
+        )
+        .join(acting.lazy(), on="_code", how="left", maintain_order="left")
+        .collect()
+    )
+    return candidates.filter(_stages(candidates, opts, "high")["_o3"] < candidates["output_tokens"])
+
+
 def _stages(rows: pl.DataFrame, opts: OutputCapOptions, case: str) -> pl.DataFrame:
     """Output and reasoning tokens after each stage (r: reasoning, j: structured output, c: cap)."""
     out, reasoning = pl.col("output_tokens"), pl.col("_reasoning")
@@ -245,7 +322,7 @@ def _price(rows: pl.DataFrame, ctx: LeverContext, output: str, reasoning: str) -
 
 def _priced_stages(rows: pl.DataFrame, ctx: LeverContext, opts: OutputCapOptions) -> pl.DataFrame:
     """row_id plus the cost after each stage per case (clamped to the logged cost: a lever never adds cost)."""
-    result = rows.select("row_id", "_group", "_model", "max_tokens", "cost_usd")
+    result = rows.select("row_id", "_code", "max_tokens", "cost_usd")
     for case in _CASES:
         staged = _stages(rows, opts, case)
         for stage, (o, r) in {"1": ("_o1", "_r1"), "2": ("_o2", "_r1"), "3": ("_o3", "_r3")}.items():
@@ -405,7 +482,7 @@ def _stage_savings(priced: pl.DataFrame) -> pl.DataFrame:
     uncapped = pl.col("max_tokens").is_null()
     cap_saving = pl.col("_expected2") - pl.col("_expected3")
     json_saving = pl.col("_expected1") - pl.col("_expected2")
-    return priced.group_by("_group", "_model").agg(
+    return priced.group_by("_code").agg(
         (cost - pl.col("_expected1")).sum().alias("reasoning"),
         json_saving.sum().alias("json"),
         cap_saving.filter(~uncapped).sum().alias("cap_capped"),
@@ -448,28 +525,19 @@ class OutputCapsLever:
             method="Per feature and model, output tokens are reduced on a copy of the requests (lower reasoning, "
             "then structured output, then the cap) and repriced with the same price tables.",
         )
-        rows = _rows(frame)
+        groups = group_codes(frame)
         result.gaps = self._gaps(frame)
-        if rows.height == 0:
+        if groups.code.null_count() == groups.code.len():
             return result
-        stats = group_stats(rows, opts, lambda ids: fetch_rows(frame, ctx, ids, ("output_text",)))
-        flags = ["long_tail", "json_wrapped", "reasoning_heavy"]
-        acting = stats.filter(pl.any_horizontal(flags))
-        targets = rows.filter(pl.col("cost_usd").is_not_null()).join(
-            acting.select("_group", "_model", *flags, *(f"cap_{c}" for c in _CASES)), on=["_group", "_model"]
-        )
-        # The optimistic case shortens every output at least as much as the others: rows it leaves alone are
-        # unchanged in every case and need no repricing.
-        targets = targets.filter(_stages(targets, opts, "high")["_o3"] < targets["output_tokens"])
-        priced = _priced_stages(targets, ctx, opts)
+        stats = group_stats(frame, groups, opts, lambda ids: fetch_rows(frame, ctx, ids, ("output_text",)))
+        priced = _priced_stages(_targets(frame, groups, stats, opts), ctx, opts)
+        del groups  # its code column is full height: free it before the findings
         touched = priced.filter(pl.any_horizontal(pl.col(f"_{c}3") < pl.col("cost_usd") for c in _CASES))
         if touched.height:
             result.counterfactual = counterfactual_frame(
                 touched["row_id"], touched["_expected3"], touched["_low3"], touched["_high3"]
             )
-        per_group = {(r["_group"], r["_model"]): r for r in _stage_savings(priced).iter_rows(named=True)}
-        truncated_cost = rows.filter(pl.col("_truncated")).group_by("_group", "_model").agg(pl.col("cost_usd").sum())
-        truncated = {(r["_group"], r["_model"]): r["cost_usd"] for r in truncated_cost.iter_rows(named=True)}
+        per_group = {r["_code"]: r for r in _stage_savings(priced).iter_rows(named=True)}
         total = total_cost(frame)
         empty = {
             "reasoning": 0,
@@ -481,30 +549,30 @@ class OutputCapsLever:
             "n_301_all": 0,
             "n_reasoning": 0,
         }
-        for g in stats.filter(pl.any_horizontal([*flags, "no_cap", "truncating"])).iter_rows(named=True):
-            key = (g["_group"], g["_model"])
+        flags = ["long_tail", "json_wrapped", "reasoning_heavy", "no_cap", "truncating"]
+        for g in stats.filter(pl.any_horizontal(flags)).iter_rows(named=True):
             s = {
                 k: dec(v) if not k.startswith("n_") else int(v or 0)
-                for k, v in (per_group.get(key) or empty).items()
-                if k not in ("_group", "_model")
+                for k, v in (per_group.get(g["_code"]) or empty).items()
+                if k != "_code"
             }
-            s["truncated_cost"] = dec(truncated.get(key))
+            s["truncated_cost"] = dec(g["truncated_cost"])
             result.findings.extend(_group_findings(g, s, total))
         return result
 
     @staticmethod
     def _gaps(frame: pl.DataFrame) -> list[Gap]:
-        unkeyed = frame.filter(
-            pl.col("feature").is_null() & pl.col("system_hash").is_null() & pl.col("output_tokens").is_not_null()
-        )
-        if unkeyed.height == 0:
+        unkeyed = pl.col("feature").is_null() & pl.col("system_hash").is_null() & pl.col("output_tokens").is_not_null()
+        # the count and cost only: filtering the frame would copy every column of those rows
+        requests, cost = frame.select(unkeyed.sum(), pl.col("cost_usd").filter(unkeyed).sum()).row(0)
+        if requests == 0:
             return []
         return [
             Gap(
                 lever=LEVER_ID,
                 missing_fields=["feature", "system_hash"],
-                requests=unkeyed.height,
-                cost_at_stake_usd=usd(total_cost(unkeyed)) or 0.0,
+                requests=requests,
+                cost_at_stake_usd=usd(dec(cost)) or 0.0,
                 note="requests with neither a feature nor a system prompt cannot be grouped into one task, "
                 "so no cap can be proposed for them",
             )
