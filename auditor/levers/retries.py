@@ -38,6 +38,7 @@ from auditor.levers.base import (
     counterfactual_frame,
     dec,
     empty_counterfactual,
+    fetch_rows,
     severity,
     total_cost,
 )
@@ -133,7 +134,12 @@ def _secs(delta: pl.Expr) -> pl.Expr:
 
 
 def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    """The columns detection needs, with the call scope, model key, end time and error class."""
+    """The columns detection reads and no others: the steps below gather from them in key order.
+
+    The call scope is (_scope_kind, _scope_id): kind 2 = session, 1 = user, 0 = neither (all such requests form
+    one anonymous scope, id ""). Two columns compare like the "session <id>" / "user <name>" string the findings
+    show, without building that string for every request (only the flagged rows get it, in `detect`).
+    """
     error_type = pl.col("error_type")
     http = pl.col("http_status")
     is_error = pl.col("status").fill_null("ok") == "error"
@@ -150,25 +156,23 @@ def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
         ).fill_null(False)
     )
     latency_us = (pl.col("latency_ms").fill_null(0.0).clip(0.0, None) * 1000).cast(pl.Int64)
+    session, user = pl.col("session_id"), pl.col("user")
     return frame.select(
         "row_id",
         "timestamp",
         (pl.col("timestamp") + pl.duration(microseconds=latency_us)).alias("_end"),
-        pl.when(pl.col("session_id").is_not_null())
-        .then(pl.lit("session ") + pl.col("session_id"))
-        .when(pl.col("user").is_not_null())
-        .then(pl.lit("user ") + pl.col("user"))
-        .alias("_scope"),
+        pl.when(session.is_not_null())
+        .then(pl.lit(2, pl.UInt8))
+        .when(user.is_not_null())
+        .then(pl.lit(1, pl.UInt8))
+        .otherwise(pl.lit(0, pl.UInt8))
+        .alias("_scope_kind"),
+        pl.coalesce(session, user, pl.lit("")).alias("_scope_id"),
         pl.coalesce("model_id", "model").alias("_model"),
-        "model",
         "prompt_hash",
-        "session_id",
-        pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature"),
         is_error.alias("_error"),
         non_transient.alias("_non_transient"),
-        pl.col("error_type").fill_null(pl.col("http_status").cast(pl.String)).fill_null("unknown").alias("_etype"),
         CALL_HASH,
-        "request_id",
         "cost_usd",
     )
 
@@ -181,23 +185,50 @@ def _same(keys: list[str]) -> pl.Expr:
     return expr.fill_null(False)
 
 
-def _sorted(frame: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    """Rows of one key together, in time order. Sorting on a 64-bit hash of the key is several times faster
-    than on the strings; `_same` still compares the real values, so a collision can only split a chain."""
-    return frame.with_columns(pl.struct(keys).hash().alias("_k")).sort(["_k", "timestamp", "row_id"]).drop("_k")
+def _in_time_order(work: pl.DataFrame) -> bool:
+    """Rows already in (timestamp, row_id) order, as the pipeline's sorted frame is (row_id = position)."""
+    timestamp = work["timestamp"]
+    return timestamp.null_count() == 0 and timestamp.is_sorted() and work["row_id"].is_sorted()
 
 
-def _chains(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
-    """Same-model repeats: row_id, kind (LA401 / LA402 / null), retry flags for the evidence."""
-    keys = ["_scope_key", "_model", "prompt_hash"]
-    # lazy: the filter and the sort carry only the columns the result is computed from, not all of `work`
+def _order(work: pl.DataFrame, keys: list[str], rows: pl.Series, time_ordered: bool) -> pl.Series:
+    """The positions `rows` of `work` rearranged so that the rows of one key are together, in time order
+    (timestamp, row_id). Only positions are sorted: each step then gathers the few columns it reads.
+
+    Sorting on a 64-bit hash of the key is several times faster than on the strings; `_same` still compares the
+    real values, so a collision can only split a chain. Rows already in time order need only a stable sort on
+    the hash (same order, less memory and time than a three-key sort).
+    """
+    by = pl.DataFrame([work.select(pl.struct(keys).hash().alias("_k")).to_series().gather(rows), rows.alias("_i")])
+    if time_ordered:
+        return by.sort("_k", maintain_order=True)["_i"]
+    by = by.with_columns(work.select("timestamp", "row_id").gather(rows))
+    return by.sort(["_k", "timestamp", "row_id"])["_i"]
+
+
+def _sequence(work: pl.DataFrame, order: pl.Series, keys: list[str], columns: list[str]) -> pl.DataFrame:
+    """`columns` of the rows `order` in that order, `_i` (their positions) and `_same` (same key as the row
+    before). The keys (strings) are gathered only to be compared, then dropped."""
+    same = work.select(keys).gather(order).select(_same(keys).alias("_same")).to_series()
+    return work.select(columns).gather(order).with_columns(order.alias("_i"), same)
+
+
+def _positions(work: pl.DataFrame, condition: pl.Expr) -> pl.Series:
+    """Positions of the rows of `work` meeting `condition` (a filter of one index, not of every column)."""
+    return work.select(condition.arg_true()).to_series()
+
+
+def _chains(work: pl.DataFrame, opts: RetryOptions, time_ordered: bool) -> pl.DataFrame:
+    """Same-model repeats, for the rows a chain flags: `_i` (position in work), `_kind` (1 = LA401, 2 = LA402 or
+    null: a retry that succeeded) and the retry flags for the evidence. Rows not listed are in no chain."""
+    keys = ["_scope_kind", "_scope_id", "_model", "prompt_hash"]
+    rows = _positions(work, pl.col("prompt_hash").is_not_null() & pl.col("_model").is_not_null())
+    order = _order(work, keys, rows, time_ordered)
+    del rows
     chained = (
-        work.lazy()
-        .filter(pl.col("prompt_hash").is_not_null() & pl.col("_model").is_not_null())
-        .with_columns(pl.col("_scope").fill_null("").alias("_scope_key"))
-        .pipe(_sorted, keys)
+        _sequence(work, order, keys, ["timestamp", "_end", "_error", "_non_transient"])
+        .lazy()
         .with_columns(
-            _same(keys).alias("_same"),
             _secs(pl.col("timestamp") - pl.col("_end").shift(1)).alias("_idle"),
             _secs(pl.col("timestamp") - pl.col("timestamp").shift(1)).alias("_gap"),
             pl.col("_error").shift(1).alias("_prev_error"),
@@ -219,67 +250,77 @@ def _chains(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
     )
     # A failed attempt that was retried, or a retry that failed again, was paid for nothing.
     failed_in_chain = pl.col("_error") & (pl.col("_retry") | pl.col("_retried"))
-    return chained.select(
-        "row_id",
-        pl.when(failed_in_chain).then(pl.lit("LA401")).when(pl.col("_dup")).then(pl.lit("LA402")).alias("_kind"),
-        (pl.col("_retry") & ~pl.col("_prev_non_transient").fill_null(False)).alias("_retry_transient"),
-        (pl.col("_retry") & pl.col("_prev_non_transient").fill_null(False)).alias("_retry_non_transient"),
-        (failed_in_chain & (pl.col("cost_usd") > 0)).fill_null(False).alias("_billed_failure"),
-    ).collect()
-
-
-def _fanout(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
-    """Cross-model fan-out among requests no earlier rule claimed: row_id, keeper flags per case."""
-    keys = ["_scope_key", "prompt_hash"]
-    ok = (  # lazy, as in _chains
-        work.lazy()
-        .filter(
-            pl.col("_kind").is_null()
-            & ~pl.col("_error")
-            & pl.col("prompt_hash").is_not_null()
-            & pl.col("_model").is_not_null()
+    after_non_transient = pl.col("_prev_non_transient").fill_null(False)
+    return (
+        chained.filter(failed_in_chain | pl.col("_dup") | pl.col("_retry"))
+        .select(
+            "_i",
+            pl.when(failed_in_chain)
+            .then(pl.lit(1, pl.UInt8))
+            .when(pl.col("_dup"))
+            .then(pl.lit(2, pl.UInt8))
+            .alias("_kind"),
+            (pl.col("_retry") & ~after_non_transient).alias("_retry_transient"),
+            (pl.col("_retry") & after_non_transient).alias("_retry_non_transient"),
         )
-        .with_columns(pl.col("_scope").fill_null("").alias("_scope_key"))
-        .pipe(_sorted, keys)
+        .collect()
     )
-    grouped = ok.with_columns(
-        (~_same(keys) | (_secs(pl.col("timestamp") - pl.col("timestamp").shift(1)) > opts.fanout_window_seconds))
-        .fill_null(True)
-        .cum_sum()
-        .alias("_group")
-    ).filter(pl.col("_model").n_unique().over("_group") >= 2)
-    kept = grouped.select("row_id", "_group", "_end", "cost_usd").collect()
-    if kept.height == 0:
-        return pl.DataFrame(
-            schema={"row_id": pl.Int64, "_keep": pl.Boolean, "_keep_low": pl.Boolean, "_keep_high": pl.Boolean}
+
+
+def _fanout(work: pl.DataFrame, opts: RetryOptions, time_ordered: bool) -> pl.DataFrame:
+    """Cross-model fan-out among requests no earlier rule claimed (`_kind` null): `_i` and keeper flags per case."""
+    keys = ["_scope_kind", "_scope_id", "prompt_hash"]
+    eligible = (
+        pl.col("_kind").is_null()
+        & ~pl.col("_error")
+        & pl.col("prompt_hash").is_not_null()
+        & pl.col("_model").is_not_null()
+    )
+    order = _order(work, keys, _positions(work, eligible), time_ordered)
+    grouped = (
+        _sequence(work, order, keys, ["timestamp", "_model"])
+        .lazy()
+        .with_columns(
+            (
+                ~pl.col("_same")
+                | (_secs(pl.col("timestamp") - pl.col("timestamp").shift(1)) > opts.fanout_window_seconds)
+            )
+            .fill_null(True)
+            .cum_sum()
+            .alias("_group")
         )
+        .filter(pl.col("_model").n_unique().over("_group") >= 2)
+        .select("_i", "_group")
+        .collect()
+    )
+    if grouped.height == 0:
+        return pl.DataFrame(
+            schema={"_i": pl.UInt32, "_keep": pl.Boolean, "_keep_low": pl.Boolean, "_keep_high": pl.Boolean}
+        )
+    kept = grouped.with_columns(work.select("row_id", "_end", "cost_usd").gather(grouped["_i"]))
     cost = pl.col("cost_usd").cast(pl.Float64)
     first_done = pl.col("row_id").sort_by(["_end", "row_id"]).first().over("_group")
     dearest = pl.col("row_id").sort_by([cost.fill_null(-1.0), "row_id"], descending=[True, False]).first()
     cheapest = pl.col("row_id").sort_by([cost.fill_null(float("inf")), "row_id"]).first()
     return kept.select(
-        "row_id",
+        "_i",
         (pl.col("row_id") == first_done).alias("_keep"),
         (pl.col("row_id") == dearest.over("_group")).alias("_keep_low"),
         (pl.col("row_id") == cheapest.over("_group")).alias("_keep_high"),
     )
 
 
-def _loops(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
-    """Runs of identical consecutive tool calls per (session, model): row_id of the calls past the allowance."""
+def _loops(work: pl.DataFrame, opts: RetryOptions, time_ordered: bool) -> pl.Series:
+    """Runs of identical consecutive tool calls per (session, model): `_i` of the calls past the allowance."""
     if work[CALL_HASH].null_count() == work.height:  # no tool calls (most chat traffic): nothing to sort
-        return pl.DataFrame(schema={"row_id": pl.Int64, "_loop": pl.Boolean})
-    steps = (  # lazy, as in _chains
-        work.lazy()
-        .filter(pl.col("session_id").is_not_null() & pl.col("_model").is_not_null())
-        .pipe(_sorted, ["session_id", "_model"])
-        .rename({CALL_HASH: "_call"})
-    )
-    runs = steps.with_columns(
+        return pl.Series("_i", [], dtype=pl.UInt32)
+    in_session = (pl.col("_scope_kind") == 2) & pl.col("_model").is_not_null()
+    order = _order(work, ["_scope_id", "_model"], _positions(work, in_session), time_ordered)
+    steps = _sequence(work, order, ["_scope_id", "_model", CALL_HASH], ["timestamp", "_end", CALL_HASH]).lazy()
+    runs = steps.rename({CALL_HASH: "_call"}).with_columns(
         (
             ~(
-                _same(["session_id", "_model", "_call"])
-                & (_secs(pl.col("timestamp") - pl.col("_end").shift(1)) <= opts.loop_window_seconds)
+                pl.col("_same") & (_secs(pl.col("timestamp") - pl.col("_end").shift(1)) <= opts.loop_window_seconds)
             ).fill_null(False)
         )
         .cum_sum()
@@ -296,56 +337,95 @@ def _loops(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
             & (pl.col("_run_len") >= opts.loop_threshold)
             & (pl.col("_step") >= opts.loop_threshold)
         )
-        .select("row_id", pl.lit(True).alias("_loop"))
+        .select("_i")
         .collect()
+        .to_series()
+    )
+
+
+def _place(height: int, index: pl.Series, values: pl.Series) -> pl.Series:
+    """A full-height column: `values` at positions `index`, null elsewhere (results attached by position, not by a
+    join that would copy every column of the frame)."""
+    return pl.repeat(None, height, dtype=values.dtype, eager=True).alias(values.name).scatter(index, values)
+
+
+def _outcomes(work: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
+    """Per request of `work`, in its order: `_kind` code (1..4 = LA401..LA404, or null), the retry flags and the
+    fan-out keeper flags (null outside a fan-out group). Narrow: a few bytes a request."""
+    height = work.height
+    time_ordered = _in_time_order(work)
+    chains = _chains(work, opts, time_ordered)
+    out = pl.DataFrame([_place(height, chains["_i"], chains[c]) for c in chains.columns if c != "_i"])
+    del chains
+    fanout = _fanout(work.with_columns(out["_kind"]), opts, time_ordered)
+    out = out.with_columns(_place(height, fanout["_i"], fanout[c]) for c in fanout.columns if c != "_i")
+    del fanout
+    out = out.with_columns(
+        pl.when(pl.col("_kind").is_null() & pl.col("_keep").is_not_null())
+        .then(pl.lit(3, pl.UInt8))
+        .otherwise(pl.col("_kind"))
+        .alias("_kind")
+    )
+    loops = _loops(work, opts, time_ordered)
+    loop = _place(height, loops, pl.repeat(True, loops.len(), eager=True).alias("_loop"))
+    return out.with_columns(
+        pl.when(pl.col("_kind").is_null() & loop.fill_null(False))
+        .then(pl.lit(4, pl.UInt8))
+        .otherwise(pl.col("_kind"))
+        .alias("_kind")
     )
 
 
 def detect(frame: pl.DataFrame, opts: RetryOptions) -> pl.DataFrame:
-    """One row per request: the request columns plus `_kind` (LA401..LA404 or null) and the cost after
-    the lever for the expected / pessimistic / optimistic cases (null where the lever leaves it alone).
+    """The requests the lever flags (a kind LA401..LA404, or a retry LA401's evidence counts), in frame order: the
+    columns the findings read, `_kind` and the cost after the lever for the expected / pessimistic / optimistic
+    cases (null where the lever leaves it alone).
     """
-    work = _prepare(frame)
-    work = work.join(_chains(work, opts), on="row_id", how="left")
-    work = work.join(_fanout(work, opts), on="row_id", how="left")
-    work = work.with_columns(
-        pl.when(pl.col("_kind").is_null() & pl.col("_keep").is_not_null())
-        .then(pl.lit("LA403"))
-        .otherwise(pl.col("_kind"))
-        .alias("_kind")
+    outcomes = _outcomes(_prepare(frame), opts)
+    flagged = outcomes.with_row_index("_i").filter(
+        pl.col("_kind").is_not_null()
+        | pl.col("_retry_transient").fill_null(False)
+        | pl.col("_retry_non_transient").fill_null(False)
     )
-    work = work.join(_loops(work, opts), on="row_id", how="left").with_columns(
-        pl.when(pl.col("_kind").is_null() & pl.col("_loop").fill_null(False))
-        .then(pl.lit("LA404"))
-        .otherwise(pl.col("_kind"))
-        .alias("_kind")
-    )
+    del outcomes
+    rows = frame.select(
+        "row_id", "model", "feature", "session_id", "user", "error_type", "http_status", "cost_usd"
+    ).gather(flagged["_i"])
+    work = rows.hstack(flagged.drop("_i").get_columns())
     zero = pl.lit(Decimal(0), dtype=pl.Decimal(38, 12))
     cost = pl.col("cost_usd")
+    kind = pl.col("_kind")
 
     def after(keep: str) -> pl.Expr:
         fanout_keep = pl.col(keep).fill_null(False)
-        return (
-            pl.when(pl.col("_kind").is_null())
-            .then(None)
-            .when((pl.col("_kind") == "LA403") & fanout_keep)
-            .then(cost)
-            .otherwise(zero)
-        )
+        return pl.when(kind.is_null()).then(None).when((kind == 3) & fanout_keep).then(cost).otherwise(zero)
 
-    return work.with_columns(
+    session, user = pl.col("session_id"), pl.col("user")
+    scope = (
+        pl.when(session.is_not_null())
+        .then(pl.lit("session ") + session)
+        .when(user.is_not_null())
+        .then(pl.lit("user ") + user)
+    )
+    return work.select(
+        "row_id",
+        "model",
+        "cost_usd",
+        scope.alias("_scope"),
+        pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature"),
+        pl.col("error_type").fill_null(pl.col("http_status").cast(pl.String)).fill_null("unknown").alias("_etype"),
+        kind.replace_strict(dict(enumerate(_CODES, start=1)), default=None, return_dtype=pl.String).alias("_kind"),
         after("_keep").alias("_after"),
         after("_keep_low").alias("_after_low"),
         after("_keep_high").alias("_after_high"),
         pl.col("_retry_transient").fill_null(False),
         pl.col("_retry_non_transient").fill_null(False),
-        pl.col("_billed_failure").fill_null(False),
+        # Only a chain makes LA401: a failed attempt in a chain that carried usage.
+        ((kind == 1) & (cost > 0)).fill_null(False).alias("_billed_failure"),
         # Requests without a session or user cannot be told apart from other people's identical prompts.
-        pl.col("_scope").is_null().alias("_anonymous"),
+        (session.is_null() & user.is_null()).alias("_anonymous"),
         # The extra calls; a fan-out group's kept call is part of the finding but not removed.
-        (pl.col("_kind").is_not_null() & ~((pl.col("_kind") == "LA403") & pl.col("_keep").fill_null(False))).alias(
-            "_removed"
-        ),
+        (kind.is_not_null() & ~((kind == 3) & pl.col("_keep").fill_null(False))).alias("_removed"),
     )
 
 
@@ -493,7 +573,7 @@ def _gaps(flagged: pl.DataFrame, frame: pl.DataFrame) -> list[Gap]:
                 "the same thing; not counted as waste (set levers.retries.require_identity: false to count them)",
             )
         )
-    unhashed = frame.filter(pl.col("prompt_hash").is_null())
+    unhashed = frame.select("prompt_hash", "cost_usd").filter(pl.col("prompt_hash").is_null())
     if unhashed.height:
         gaps.append(
             Gap(
@@ -510,10 +590,8 @@ def _gaps(flagged: pl.DataFrame, frame: pl.DataFrame) -> list[Gap]:
 class RetriesLever:
     id = LEVER_ID
     title = "Retries, duplicates, fan-out and agent loops"
-    reads: tuple[str, ...] = (
-        *("latency_ms", "user", "session_id", "prompt_hash", "http_status", "error_type"),
-        "request_id",  # example ids (not a base column: only the sort reads it)
-    )
+    # request_id (example ids): fetched for the flagged rows only (fetch_rows), not loaded for every request
+    reads: tuple[str, ...] = ("latency_ms", "user", "session_id", "prompt_hash", "http_status", "error_type")
 
     def check_options(self, options: dict[str, Any]) -> None:
         RetryOptions.parse(dict(options))
@@ -545,12 +623,13 @@ class RetriesLever:
         )
         if frame.height == 0:
             return result
-        flagged_all = detect(frame, opts).filter(
-            pl.col("_kind").is_not_null() | pl.col("_retry_transient") | pl.col("_retry_non_transient")
-        )
+        flagged_all = detect(frame, opts)
         result.gaps = _gaps(flagged_all, frame) if opts.require_identity else _gaps(flagged_all.head(0), frame)
         flagged = flagged_all.filter(~pl.col("_anonymous")) if opts.require_identity else flagged_all
-        flagged = flagged.with_columns(pl.col("_scope").fill_null("(no session or user)"))
+        flagged = flagged.with_columns(
+            pl.col("_scope").fill_null("(no session or user)"),
+            fetch_rows(frame, ctx, flagged["row_id"], ("request_id",))["request_id"],
+        )
         touched = flagged.filter(pl.col("_kind").is_not_null() & pl.col("cost_usd").is_not_null())
         if touched.height:
             result.counterfactual = counterfactual_frame(
