@@ -662,18 +662,20 @@ class PriceBook:
 
     def add_costs(self, frame: pl.DataFrame, price_date: date | None = None) -> pl.DataFrame:
         """The frame plus model_id, price_date, unpriced, cost_usd (same rows, same order)."""
-        pairs = frame.select(pl.col("model").cast(pl.String), pl.col("provider").cast(pl.String)).unique(
-            maintain_order=True
+        # Categorical keys (a spilled scan's stubs, spill.write_part) stay Categorical: no string per row
+        keys = frame.select(
+            pl.col(c) if frame.schema[c] == pl.Categorical else pl.col(c).cast(pl.String) for c in ("model", "provider")
         )
+        pairs = keys.unique(maintain_order=True)
         resolved = [self.resolve(m, p) if m is not None else None for m, p in pairs.iter_rows()]
-        lookup = pairs.with_columns(pl.Series("model_id", resolved, dtype=pl.String))
+        id_type = pl.Categorical() if keys.schema["model"] == pl.Categorical else pl.String()
+        lookup = pairs.with_columns(pl.Series("model_id", resolved, dtype=pl.String).cast(id_type))
         base = frame.drop([c for c in ("model_id", "price_date", "unpriced", "cost_usd") if c in frame.columns])
         # Joined on the key columns alone: a join copies every column it carries, the frame's are only shared.
-        model_id = (
-            frame.select(pl.col("model").cast(pl.String), pl.col("provider").cast(pl.String))
-            .join(lookup, on=["model", "provider"], how="left", nulls_equal=True, maintain_order="left")
-            .get_column("model_id")
-        )
+        model_id = keys.join(
+            lookup, on=["model", "provider"], how="left", nulls_equal=True, maintain_order="left"
+        ).get_column("model_id")
+        del keys
         keyed = base.with_columns(model_id)
         cost = self.cost(keyed, price_date)
         day = self._price_dates(keyed, price_date)

@@ -129,8 +129,11 @@ def write_part(directory: str, chunk: pl.DataFrame) -> pl.DataFrame:
         except (OSError, pl.exceptions.PolarsError) as exc:
             path.unlink(missing_ok=True)
             raise SpillError(_cannot_write(directory, exc)) from exc
+    # the stubs of a whole scan wait in memory until the sort: few-valued strings as Categorical (sorted lexically,
+    # so the sort order is the same), ~25 bytes a row less each
+    few_valued = {*CATEGORICAL_COLUMNS, "source_file"}
     return chunk.select(
-        *(c for c in chunk.columns if c in STUB_COLUMNS),
+        *(pl.col(c).cast(pl.Categorical) if c in few_valued else pl.col(c) for c in chunk.columns if c in STUB_COLUMNS),
         pl.lit(part, dtype=pl.UInt64).alias(PART),
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(PART_ROW),
     )
