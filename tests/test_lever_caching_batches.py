@@ -13,7 +13,7 @@ from auditor.ingest import read_paths
 from auditor.levers import caching
 from auditor.levers.base import LeverContext, LeverResult
 from auditor.levers.prefix import chain_key_lists, split_key_lists
-from auditor.pipeline import ScanOptions, chunk_reducer, lever_contexts, lever_frame, prepare_frame
+from auditor.pipeline import ScanOptions, chunk_reducer, lever_contexts, lever_frame, prepare_frame, row_fetcher
 from auditor.prices import PriceBook
 from tests.test_lever_caching_reduced import as_dicts
 
@@ -38,8 +38,9 @@ def test_sample_logs_result_does_not_depend_on_the_batch_size(monkeypatch: pytes
     prices = PriceBook.load()
     levers = [(lv, ctx) for lv, ctx in lever_contexts(options, prices) if lv.id == caching.LEVER_ID]
     ingest = read_paths(options.paths, attribution=options.config.attribution, on_chunk=chunk_reducer(options, levers))
-    frame = lever_frame(prepare_frame(ingest.frame, options, prices), caching.LEVER)
-    ctx = LeverContext(prices=prices)
+    priced = prepare_frame(ingest.frame, options, prices)
+    frame = lever_frame(priced, caching.LEVER)
+    ctx = LeverContext(prices=prices, rows=row_fetcher(priced))  # as analyze_lever: system_text is fetched
     calls = counted_replays(monkeypatch)
 
     def run(budget: int) -> tuple[LeverResult, int]:

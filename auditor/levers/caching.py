@@ -22,17 +22,21 @@ misses, writes never read) and an LA801 data gap.
 
 At volume: the chain-key lists (the largest columns) are never copied for all rows: the replay runs a batch of
 independent request groups (same scope and first block) at a time and gathers their keys then
-(_REPLAY_BATCH_BLOCKS bounds the exploded rows; a larger group replays by slices of block depth); pricing and the
-token rules run a batch of rows at a time; evidence is looked up for the few requests a finding shows. Per row the
-lever keeps numbers only (unit and session as UInt32 codes into small tables, token counts as Int32): strings and
-rules live once per unit; the columns only the pricing reads join after the replay; each step selects the columns
-it reads before a filter, sort or join copies them.
+(_REPLAY_BATCH_BLOCKS bounds the exploded rows; a larger group replays by slices of block depth); the replay holds
+per request only its row and scope code, gathering times and lengths a batch at a time; the masked replay covers
+only the groups a volatile span changes. Pricing, the token rules and the candidate costs run a batch of rows at
+a time. The lever reads no string per row: sessions come as a hash feature, the billing scope as a feature (only
+when configured); heads, spans and system_text are fetched for the few requests a finding shows, and the loaded
+columns are dropped as soon as the steps that read them are done. Per row the lever keeps numbers only (unit and
+session as UInt32 codes into small tables, token counts as Int32): strings and rules live once per unit; the
+columns only the pricing reads join after the replay; each step selects the columns it reads before a filter,
+sort or join copies them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
@@ -40,7 +44,7 @@ from typing import Any, cast
 import polars as pl
 
 from auditor.config import ConfigError
-from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual
+from auditor.levers.base import LeverContext, LeverResult, counterfactual_frame, empty_counterfactual, fetch_rows
 from auditor.levers.cache_sim import cached_tokens, hit_column, replay, session_gaps, writes_never_read
 from auditor.levers.options import flag, number, reject_unknown
 from auditor.levers.prefix import (
@@ -81,17 +85,21 @@ MASKED_KEYS = f"_{LEVER_ID}_masked_keys"
 MASKED_BYTES = f"_{LEVER_ID}_masked_bytes"
 WINDOW = f"_{LEVER_ID}_window"  # List[Boolean]: buster test per possible shared prefix (prefix.masked_features)
 SPAN = f"_{LEVER_ID}_span"  # evidence of the first volatile span (prefix.SPAN_SEP fields)
+# session_id as a 64-bit hash (null: none or empty): the lever only tells sessions apart, and the string is the
+# widest column it would load for every row
+SESSION = f"_{LEVER_ID}_session"
+BILLING = f"_{LEVER_ID}_billing"  # the billing_scope_tag's value (only when that option is set): tags stay on disk
 HAS_TEXT = pl.col(BYTES).is_not_null()
 SCOPE = pl.concat_str("provider", "model_id", "billing_scope", separator="\x1f")  # caches never span scopes
 _TOKEN_PREFIXES = tuple(f"{v}_{kind}" for v in ("raw", "masked") for kind in ("shared", "hit"))  # Simulation.tokens
 _CHAIN_COLUMNS = (KEYS_HEAD, KEYS, MASKED_KEYS, WINDOW)  # the largest features: gathered a batch at a time
-_REPLAY_BATCH_BLOCKS = 500_000  # about the (request, block) rows replayed at once (~40 MB with temporaries)
+_REPLAY_BATCH_BLOCKS = 250_000  # about the (request, block) rows replayed at once (~20 MB with temporaries)
 _PRICE_BATCH_ROWS = 25_000  # rows priced at once
 _TOKEN_BATCH_ROWS = 25_000  # requests turned into cached tokens at once (_variant_tokens)
-# What analyze reads of the frame besides its own features: keys, pricing inputs (PriceBook.cost), cache usage, and
-# system_text (it rebuilds the LA101 example head).
+# What analyze reads of the frame besides its own features: keys, pricing inputs (PriceBook.cost) and cache usage.
+# system_text (the LA101 example head is rebuilt from it) is fetched for the rows a finding shows (fetch_rows).
 _USED = (
-    *("row_id", "timestamp", "provider", "model_id", "feature", "session_id", "tags", "cost_usd", "system_text"),
+    *("row_id", "timestamp", "provider", "model_id", "feature", "cost_usd"),
     *("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"),
     *("batch", "service_tier", "status"),
 )
@@ -230,11 +238,11 @@ def _prepare(frame: pl.DataFrame, ctx: LeverContext, opts: CachingOptions) -> Pr
     )
     rules_frame, rules = _rules_frame(frame.lazy().filter(priced), ctx)
     kept = frame.select(priced & pl.col("model_id").is_in(list(rules))).to_series()
-    session = pl.col("session_id").fill_null("")
+    session = pl.col(SESSION)
     work = frame.select(
-        pl.when(session == "").then(0).otherwise(session.rank("dense")).cast(pl.UInt32).alias("session"),
+        pl.when(session.is_null()).then(0).otherwise(session.rank("dense")).cast(pl.UInt32).alias("session"),
         pl.col("timestamp").dt.epoch("us").alias("t"),
-        *[c for c in frame.columns if c.startswith(f"_{LEVER_ID}_") or c == "_chain_row"],
+        *[c for c in frame.columns if c in (BYTES, MASKED_BYTES, "_chain_row")],
         "input_tokens",
     ).filter(kept)
     codes, table = _unit_codes(frame, kept, rules_frame, opts)
@@ -248,11 +256,7 @@ def _unit_codes(
     """Per kept row its unit code, and the unit table: one row per unit in key order (row index = code), with the
     unit's identity, its scope code and rule columns. Grouped by the four identity columns first (no key string per
     row); units are keyed by the joined string (as before: distinct identities with the same key are one unit)."""
-    billing = (
-        pl.col("tags").str.json_path_match(f"$.{opts.billing_scope_tag}")
-        if opts.billing_scope_tag
-        else pl.lit(None, dtype=pl.String)
-    )
+    billing = pl.col(BILLING) if opts.billing_scope_tag else pl.lit(None, dtype=pl.String)
     ids = frame.select(
         pl.col("provider").fill_null(UNATTRIBUTED),
         "model_id",
@@ -299,25 +303,28 @@ def _with_rates(frame: pl.DataFrame, kept: pl.Series, ctx: LeverContext) -> pl.D
         "w5": (zero, full, zero),
         "w1": (zero, zero, full),
     }
-    # in batches of kept rows: pricing joins every price column (all tiers) onto each row, ~0.6 KB a row for a moment
+    # in batches of kept rows: pricing joins every price column (all tiers) onto each row, ~0.6 KB a row for a moment;
+    # the four costs become the rates within the batch (never four full-height cost columns next to the rates)
     at = kept.arg_true()
     pricing = frame.select([c for c in _PRICING if c in frame.columns])  # only these are gathered per batch
-    parts = [
-        ctx.prices.cache_costs(pricing[at.slice(start, _PRICE_BATCH_ROWS)], variants, ctx.price_date).cast(pl.Float64)
-        for start in range(0, at.len(), _PRICE_BATCH_ROWS)
-    ]
-    costs = pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(variants, pl.Float64))
-    del parts
-    none = costs["none"]
-    tokens = frame["input_tokens"].filter(kept).cast(pl.Float64)
-    return pl.DataFrame(
-        [
-            none.alias("cost_none"),
-            ((costs["read"] - none) / tokens).alias("d_read"),
-            ((costs["w5"] - none) / tokens).alias("d_w5"),
-            ((costs["w1"] - none) / tokens).alias("d_w1"),
-        ]
-    )
+    parts = []
+    for start in range(0, at.len(), _PRICE_BATCH_ROWS):
+        rows = pricing[at.slice(start, _PRICE_BATCH_ROWS)]
+        costs = ctx.prices.cache_costs(rows, variants, ctx.price_date).cast(pl.Float64)
+        none, tokens = costs["none"], rows["input_tokens"].cast(pl.Float64)
+        parts.append(
+            pl.DataFrame(
+                [
+                    none.alias("cost_none"),
+                    ((costs["read"] - none) / tokens).alias("d_read"),
+                    ((costs["w5"] - none) / tokens).alias("d_w5"),
+                    ((costs["w1"] - none) / tokens).alias("d_w1"),
+                ]
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema=dict.fromkeys(("cost_none", "d_read", "d_w5", "d_w1"), pl.Float64))
+    return pl.concat(parts)
 
 
 # ---------------------------------------------------------------------------------------------- simulation
@@ -330,84 +337,79 @@ class Simulation:
 
     tokens: pl.DataFrame
     # Evidence, looked up for the few requests a finding shows: `rows` (work's _chain_row and input_tokens, by req)
-    # point into `source` (head: null when "[system]\n" + system_text rebuilds it, system_text, span, bytes; by
-    # chain row). Both are projections of frames analyze holds anyway: no copy per request.
+    # point into `source` (row_id, bytes; by chain row), projections of frames analyze holds anyway. `texts` gives
+    # head (null when "[system]\n" + system_text rebuilds it), span and system_text of one row_id: fetched for that
+    # row (fetch_rows), as no step before the findings reads them.
     source: pl.DataFrame | None = None
     rows: pl.DataFrame | None = None
+    texts: Callable[[int], dict[str, Any]] | None = None
 
     @property
     def evidence(self) -> pl.DataFrame | None:
         return self.source
 
     def evidence_row(self, req: int) -> dict[str, Any]:
-        """The evidence of one request: head, system_text, span, bytes, input_tokens."""
-        assert self.source is not None and self.rows is not None
+        """The evidence of one request: head, span, bytes, input_tokens."""
+        assert self.source is not None and self.rows is not None and self.texts is not None
         chain_row, input_tokens = self.rows.row(req)
         row = self.source.row(chain_row, named=True)
-        row["input_tokens"] = input_tokens
+        row.update(self.texts(row["row_id"]), input_tokens=input_tokens)
         if row["head"] is None and row["system_text"] is not None:
             row["head"] = "[system]\n" + row["system_text"]
         return row
 
 
 def _simulate(
-    work: pl.DataFrame, table: pl.DataFrame, chains: pl.DataFrame, source: pl.DataFrame, opts: CachingOptions
+    work: pl.DataFrame, table: pl.DataFrame, chains: pl.DataFrame, sim: Simulation, opts: CachingOptions
 ) -> Simulation:
     """`chains`: the key and window features (_CHAIN_COLUMNS) of the analyzed frame, by `_chain_row` of work; they
     are the largest columns, so the replay gathers them a batch at a time instead of copying them for all rows.
-    `source`: the evidence columns (Simulation.source), by `_chain_row`."""
-    masked_cols = [c for c in (MASKED_KEYS, MASKED_BYTES, WINDOW) if c in chains.columns or c in work.columns]
-    # select before the filter: a filter copies every column it carries
-    text_rows = (
-        work.select(
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("req"),
-            "t",
-            "_chain_row",
-            BYTES,
-            *[c for c in masked_cols if c in work.columns],
-            "input_tokens",
-            "unit",
-        )
-        .with_columns(_per_unit(work, table, "scope", "ttl0", "ttl1"))
-        .filter(HAS_TEXT)
+    `sim`: the evidence (Simulation.source, system_text); tokens are set here.
+
+    Per request only its row in work (`req`) and scope code are held for the whole replay (`requests`, in start-time
+    order); times, chain rows and lengths are gathered from work by req a batch at a time."""
+    text_req = work.select(pl.arg_where(HAS_TEXT)).to_series().cast(pl.UInt32).alias("req")
+    if text_req.len() == 0:
+        sim.tokens = pl.DataFrame(schema={"req": pl.UInt32})
+        return sim
+    units = work["unit"].gather(text_req)
+    present = units.unique()
+    rule_ttls = pl.concat([table["ttl0"].gather(present), table["ttl1"].gather(present)])
+    ttls = sorted(int(v) for v in rule_ttls.drop_nulls().unique().to_list())
+    sim.rows = work.select("_chain_row", "input_tokens")
+    # The replay needs requests in start-time order (text rows are in req order: ties in time stay in req order).
+    requests = (
+        pl.DataFrame({"req": text_req, "scope": table["scope"].gather(units).rank("dense"), "t": work["t"][text_req]})
+        .sort("t", "req", maintain_order=True)
+        .drop("t")
     )
-    if text_rows.height == 0:
-        return Simulation(tokens=pl.DataFrame(schema={"req": pl.UInt32}))
-    ttls = sorted(int(v) for v in pl.concat([text_rows["ttl0"], text_rows["ttl1"]]).drop_nulls().unique().to_list())
-    # what _variant_tokens reads per request besides the replay (the unit's rules come from the table)
-    base = text_rows.select("req", "unit", "input_tokens")
-    sim = Simulation(tokens=base.select("req"))
-    sim.source, sim.rows = source, work.select("_chain_row", "input_tokens")
-    # The replay needs requests in start-time order (rows are in req order: ties in time stay in req order).
-    requests = text_rows.select(
-        "req",
-        pl.col("scope").rank("dense").alias("scope"),
-        "t",
-        "_chain_row",
-        pl.col(BYTES).cast(pl.Int64).alias("bytes"),
-        *[c for c in masked_cols if c in work.columns],
-    ).sort("t", "req", maintain_order=True)
-    del text_rows
+    del units, present
+    lookup = work.select("t", "_chain_row", BYTES, *([MASKED_BYTES] if MASKED_BYTES in work.columns else []))
     if KEYS_HEAD not in chains.columns:  # reduced before the keys were split: whole lists in KEYS
         chains = chains.with_columns(pl.lit(None, dtype=pl.Binary).alias(KEYS_HEAD))
-    replayed = _replay(requests, chains, opts.block_bytes, [*ttls, None])
-    raw = requests.select("req", pl.col("bytes").alias("len_bytes")).join(
-        replayed, on="req", how="left", maintain_order="left"
+    narrow = _fits_int32(work)
+    # one row per text request, in req order (null where it shares nothing)
+    raw = text_req.to_frame().join(
+        _replay(requests, chains, opts.block_bytes, [*ttls, None], lookup=lookup),
+        on="req",
+        how="left",
+        maintain_order="left",
     )
-    tokens = sim.tokens.join(
-        _variant_tokens(raw, base, table, ttls, "raw"), on="req", how="left", maintain_order="left"
-    )
-    masked = _masked_requests(requests, chains, raw, opts) if opts.detect_busters and masked_cols else None
-    del raw, replayed, requests
+    tokens = _variant_tokens(raw, work, table, ttls, "raw", narrow)
+    has_masked = any(c in chains.columns or c in work.columns for c in (MASKED_KEYS, MASKED_BYTES, WINDOW))
+    masked = _masked_requests(requests, raw, work, chains, opts) if opts.detect_busters and has_masked else None
+    del raw, requests
     if masked is not None:
-        replayed = _replay(masked, chains, opts.block_bytes, [*ttls, None])
-        rows = masked.select("req", pl.col("bytes").alias("len_bytes")).join(
-            replayed, on="req", how="left", maintain_order="left"
+        replayed = masked.select("req", "changed").join(
+            _replay(masked, chains, opts.block_bytes, [*ttls, None], lookup=lookup),
+            on="req",
+            how="left",
+            maintain_order="left",
         )
         tokens = tokens.join(
-            _variant_tokens(rows, base, table, ttls, "masked"), on="req", how="left", maintain_order="left"
+            _variant_tokens(replayed, work, table, ttls, "masked", narrow), on="req", how="left", maintain_order="left"
         )
-        # requests outside the scopes a volatile span touches: masked = as logged
+        # requests outside the groups a volatile span touches: masked = as logged
         tokens = tokens.with_columns(
             pl.col(c).fill_null(pl.col(c.replace("masked_", "raw_"))) for c in tokens.columns if c.startswith("masked_")
         )
@@ -415,26 +417,33 @@ def _simulate(
     return sim
 
 
+def _fits_int32(work: pl.DataFrame) -> bool:
+    """Whether every text request's input fits Int32 (cached tokens never exceed it)."""
+    top = work.select(pl.col("input_tokens").filter(HAS_TEXT).max()).item()
+    return top is None or int(top) <= 2**31 - 1
+
+
 def _wide_tokens(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(pl.col(c).cast(pl.Int64) for c in rows.columns if c.startswith(_TOKEN_PREFIXES))
 
 
-def _key_stats(requests: pl.DataFrame, chains: pl.DataFrame) -> pl.DataFrame:
-    """Per request (requests' order): its first chain key and its number of keys, as the replay will see them
+def _key_stats(chain_rows: pl.Series, changed: pl.Series | None, chains: pl.DataFrame) -> pl.DataFrame:
+    """Per request (chain_rows' order): its first chain key and its number of keys, as the replay will see them
     (the masked keys where `changed`), without gathering the key lists."""
     stats = chains.select(
         first_key(pl.col(KEYS_HEAD), pl.col(KEYS)).alias("first"), key_count(pl.col(KEYS_HEAD), pl.col(KEYS)).alias("n")
-    )[requests["_chain_row"]]
-    if "changed" not in requests.columns:
+    )[chain_rows]
+    if changed is None:
         return stats
-    changed = requests.filter("changed")
-    masked = chains.select(pl.col(MASKED_KEYS).list.first().alias("m_first"), pl.col(MASKED_KEYS).list.len())[
-        changed["_chain_row"]
-    ]
     # the changed requests' stats, by position: a scatter, not a join
-    at = requests.select(pl.arg_where(pl.col("changed"))).to_series()
-    first = stats["first"].scatter(at, masked["m_first"]) if at.len() else stats["first"]
-    count = stats["n"].scatter(at, masked[MASKED_KEYS].cast(pl.Int64)) if at.len() else stats["n"]
+    at = changed.arg_true()
+    if at.len() == 0:
+        return stats
+    masked = chains.select(pl.col(MASKED_KEYS).list.first().alias("m_first"), pl.col(MASKED_KEYS).list.len())[
+        chain_rows.gather(at)
+    ]
+    first = stats["first"].scatter(at, masked["m_first"])
+    count = stats["n"].scatter(at, masked[MASKED_KEYS].cast(pl.Int64))
     return pl.DataFrame({"first": first, "n": count})
 
 
@@ -444,6 +453,7 @@ def _replay(
     block_bytes: int,
     ttls: Sequence[int | None],
     budget: int | None = None,
+    lookup: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """cache_sim.replay over the requests (req, scope, t, _chain_row, bytes, and `changed` for the masked variant:
     its keys are MASKED_KEYS where changed), a batch of independent request groups at a time: the exploded blocks
@@ -452,9 +462,15 @@ def _replay(
     keys are prefix-closed: sharing block k means sharing block 0), so each group (scope, first key) replays alone;
     groups are packed into batches of about `budget` blocks (default _REPLAY_BATCH_BLOCKS; a group larger than
     that is one batch). The key lists are gathered from `chains` a batch at a time. Rows of a batch keep the
-    requests' order (start time), which is all the replay needs."""
+    requests' order (start time), which is all the replay needs.
+
+    With `lookup` (work's t, _chain_row and byte lengths, by req) requests need only req, scope (and changed):
+    the rest is gathered a batch at a time. Lengths come back as UInt32 (they are prompt byte counts)."""
     budget = budget or _REPLAY_BATCH_BLOCKS
-    stats = _key_stats(requests, chains)
+    changed = requests["changed"] if "changed" in requests.columns else None
+    chain_rows = requests["_chain_row"] if lookup is None else lookup["_chain_row"].gather(requests["req"])
+    stats = _key_stats(chain_rows, changed, chains)
+    del chain_rows
     sizes = pl.DataFrame(
         {"g": pl.DataFrame({"s": requests["scope"], "f": stats["first"]}).hash_rows(43), "n": stats["n"]}
     )
@@ -473,9 +489,21 @@ def _replay(
     for count in counts:
         at = positions.slice(start, count)
         part, n = (requests[at], counts_per_request[at]) if len(counts) > 1 else (requests, counts_per_request)
-        parts.append(_replay_batch(part, n, chains, block_bytes, ttls, budget))
+        replayed = _replay_batch(_looked_up(part, lookup), n, chains, block_bytes, ttls, budget)
+        parts.append(replayed.with_columns(pl.exclude("req").cast(pl.UInt32)))
         start += count
     return pl.concat(parts)
+
+
+def _looked_up(part: pl.DataFrame, lookup: pl.DataFrame | None) -> pl.DataFrame:
+    """The batch's requests with t, _chain_row and bytes (the masked length where `changed`) from `lookup`."""
+    if lookup is None:
+        return part
+    rows = lookup[part["req"]]
+    size = pl.col(BYTES).cast(pl.Int64)
+    if "changed" in part.columns:
+        size = pl.when(part["changed"]).then(pl.col(MASKED_BYTES).cast(pl.Int64)).otherwise(size)
+    return part.hstack(rows.select("t", "_chain_row", size.alias("bytes")).get_columns())
 
 
 def _replay_batch(
@@ -544,72 +572,89 @@ def _blocks(
 
 
 def _masked_requests(
-    requests: pl.DataFrame, chains: pl.DataFrame, raw: pl.DataFrame, opts: CachingOptions
+    requests: pl.DataFrame, raw: pl.DataFrame, work: pl.DataFrame, chains: pl.DataFrame, opts: CachingOptions
 ) -> pl.DataFrame | None:
-    """The requests to replay again with volatile spans masked: req, scope, t, _chain_row, bytes and `changed`
-    (replay the masked keys).
+    """The requests to replay again with volatile spans masked, in the requests' order: req, scope and `changed`
+    (replay the masked keys). `raw`: the logged replay's shared_bytes per text request, in req order.
 
     A volatile span that breaks a prefix sits where the prefix stops being shared, so only prompts with a
     volatile match in the window around their divergence point are masked (WINDOW holds that test for every
     possible divergence point; the divergence point of a text is the longest prefix any request with that text
-    shares), and only the cache scopes that hold such a prompt are replayed again (elsewhere the masked replay
-    equals the logged one).
-    """
-    shared = raw["shared_bytes"].fill_null(0)  # raw is in the requests' order
+    shares). Only the groups (scope, first key) a masked prompt leaves or joins are replayed again: every other
+    group replays alone exactly as logged (see _replay)."""
+    text_req = raw["req"]
+    chain_rows = work["_chain_row"].gather(text_req)
     # the last chain key identifies the whole text
     per_chain = chains.select(
         last_key(pl.col(KEYS_HEAD), pl.col(KEYS)).fill_null(0).alias("th"), pl.col(MASKED_KEYS).is_not_null().alias("m")
-    )[requests["_chain_row"]]
-    divergence = pl.DataFrame({"th": per_chain["th"], "d": shared}).select(pl.col("d").max().over("th")).to_series()
-    at = (divergence + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k * block, size)
-    candidates = per_chain.select(pl.arg_where(pl.col("m"))).to_series()
-    del per_chain
-    # the window test, only for the requests that have masked keys (few), scattered back by position
-    windows = chains.select(WINDOW)[requests["_chain_row"].gather(candidates)].with_columns(
-        at.gather(candidates).alias("at")
-    )
-    hit = windows.select(pl.col(WINDOW).list.get(pl.col("at"), null_on_oob=True).fill_null(False)).to_series()
-    flagged = pl.Series("changed", [False] * requests.height, dtype=pl.Boolean)
-    if candidates.len():
-        flagged = flagged.scatter(candidates, hit)
-    if not flagged.any():
+    )[chain_rows]
+    candidates = per_chain["m"].arg_true()
+    if candidates.len() == 0:
         return None
-    scopes = requests.filter(flagged)["scope"].unique()
-    return (
-        requests.select("req", "scope", "t", "_chain_row", "bytes", MASKED_BYTES, flagged)
-        .filter(pl.col("scope").is_in(scopes.implode()))
-        .select(
-            "req",
-            "scope",
-            "t",
-            "_chain_row",
-            pl.when("changed").then(pl.col(MASKED_BYTES).cast(pl.Int64)).otherwise("bytes").alias("bytes"),
-            "changed",
-        )
+    # the divergence point of the candidates' texts only: the rows with one of their texts, grouped
+    texts = per_chain["th"].gather(candidates)
+    near = pl.DataFrame({"th": per_chain["th"], "d": raw["shared_bytes"].fill_null(0).cast(pl.Int64)}).filter(
+        pl.col("th").is_in(texts.unique().implode())
     )
+    del per_chain
+    divergence = texts.to_frame().join(
+        near.group_by("th").agg(pl.col("d").max()), on="th", how="left", maintain_order="left"
+    )["d"]
+    at = (divergence + opts.block_bytes - 1) // opts.block_bytes  # shared = min(k * block, size)
+    windows = chains.select(WINDOW)[chain_rows.gather(candidates)].with_columns(at.alias("at"))
+    hit = windows.select(pl.col(WINDOW).list.get(pl.col("at"), null_on_oob=True).fill_null(False)).to_series()
+    flagged = text_req.gather(candidates).filter(hit)
+    del chain_rows, windows
+    if flagged.len() == 0:
+        return None
+    changed = requests["req"].is_in(flagged.implode()).alias("changed")
+    # each request's group as the masked replay sees it, and the groups the flagged requests left
+    first = _key_stats(work["_chain_row"].gather(requests["req"]), changed, chains)["first"]
+    group = pl.DataFrame({"s": requests["scope"], "f": first}).hash_rows(47)
+    flagged_rows = requests.filter(changed)
+    left = pl.DataFrame(
+        {
+            "s": flagged_rows["scope"],
+            "f": _key_stats(work["_chain_row"].gather(flagged_rows["req"]), None, chains)["first"],
+        }
+    ).hash_rows(47)
+    touched = pl.concat([group.filter(changed), left]).unique()
+    return requests.with_columns(changed).filter(group.is_in(touched.implode()))
 
 
 def _variant_tokens(
-    replayed: pl.DataFrame, base: pl.DataFrame, table: pl.DataFrame, ttls: Sequence[int], variant: str
+    replayed: pl.DataFrame,
+    work: pl.DataFrame,
+    table: pl.DataFrame,
+    ttls: Sequence[int],
+    variant: str,
+    narrow: bool,
 ) -> pl.DataFrame:
-    """Cached tokens under the provider's rules: shared prefix, hits at TTL option 0/1 and unbounded. `base`: req,
-    unit, input_tokens. Per request alone, so in row batches (the rules and temporaries are ~0.15 KB a row); Int32
-    when every input fits (cached tokens never exceed the request's input)."""
-    top = base["input_tokens"].max()
-    narrow = top is None or int(cast(int, top)) <= 2**31 - 1
+    """Cached tokens under the provider's rules: shared prefix, hits at TTL option 0/1 and unbounded. `replayed`:
+    req (a row of work), `changed` for the masked variant, the replay's lengths (null: shares nothing). Per request
+    alone, so in row batches (the rules and temporaries are ~0.15 KB a row), each gathering its unit, input and
+    length from work; Int32 when `narrow` (every input fits: cached tokens never exceed the request's input)."""
     parts = []
-    for start in range(0, replayed.height, _TOKEN_BATCH_ROWS):
-        part = _variant_tokens_batch(replayed.slice(start, _TOKEN_BATCH_ROWS), base, table, ttls, variant)
-        parts.append(part.with_columns(pl.exclude("req").cast(pl.Int32)) if narrow else part)
-    if not parts:
-        return _variant_tokens_batch(replayed, base, table, ttls, variant)
+    for start in range(0, max(replayed.height, 1), _TOKEN_BATCH_ROWS):
+        part = _variant_tokens_batch(_with_inputs(replayed.slice(start, _TOKEN_BATCH_ROWS), work), table, ttls, variant)
+        parts.append(part.with_columns(pl.exclude("req").cast(pl.Int32)) if narrow and replayed.height else part)
     return pl.concat(parts)
 
 
-def _variant_tokens_batch(
-    replayed: pl.DataFrame, base: pl.DataFrame, table: pl.DataFrame, ttls: Sequence[int], variant: str
-) -> pl.DataFrame:
-    frame = replayed.join(base, on="req")
+def _with_inputs(replayed: pl.DataFrame, work: pl.DataFrame) -> pl.DataFrame:
+    """`replayed` with the request's unit, input_tokens and len_bytes (its masked length where `changed`)."""
+    rows = work.select("unit", "input_tokens", BYTES, *([MASKED_BYTES] if "changed" in replayed.columns else []))[
+        replayed["req"]
+    ]
+    size = pl.col(BYTES).cast(pl.Int64)
+    if "changed" in replayed.columns:
+        size = pl.when(replayed["changed"]).then(pl.col(MASKED_BYTES).cast(pl.Int64)).otherwise(size)
+    return replayed.drop("changed", strict=False).hstack(
+        rows.select("unit", "input_tokens", size.alias("len_bytes")).get_columns()
+    )
+
+
+def _variant_tokens_batch(frame: pl.DataFrame, table: pl.DataFrame, ttls: Sequence[int], variant: str) -> pl.DataFrame:
     frame = frame.with_columns(_per_unit(frame, table, "min_tokens", "granularity", "ttl0", "ttl1")).with_columns(
         (pl.col("input_tokens") / pl.col("len_bytes").clip(lower_bound=1)).alias("ratio")
     )
@@ -646,16 +691,32 @@ def _variant_tokens_batch(
 # ---------------------------------------------------------------------------------------------- candidates
 
 
-def _candidates(work: pl.DataFrame, table: pl.DataFrame, sim: Simulation, variants: Sequence[str]) -> pl.DataFrame:
-    """Per text request: cost (float USD) of each configuration, its unit and what the findings read."""
+def _text_rows(work: pl.DataFrame) -> pl.DataFrame:
+    """What _candidates reads of work's text rows (a projection, no copy, when every row has text)."""
     needed = ["row_id", "unit", "cur", "cost_none", "d_read", "d_w5", "d_w1", "input_tokens", "cache_read_tokens"]
-    rule_columns = _per_unit(work, table, "one_hour_priced", "explicit", "min_tokens", "read_mult")
+    text = work.select(*needed, BYTES)
+    return (text.filter(HAS_TEXT) if text[BYTES].null_count() else text).drop(BYTES)
+
+
+def _candidates(text: pl.DataFrame, table: pl.DataFrame, sim: Simulation, variants: Sequence[str]) -> pl.DataFrame:
+    """Per text request (`text`: _text_rows): cost (float USD) of each configuration, its unit and what the findings
+    read. The costs are made a batch of rows at a time: the unit's rules per row live for a batch only."""
     # sim.tokens has one row per text request in req order: side by side with work's text rows (no join copy)
-    text = work.select(*needed, BYTES).with_columns(rule_columns).filter(HAS_TEXT).drop(BYTES)
     if text.height != sim.tokens.height:
         raise AssertionError("simulated requests do not match the text rows")
     joined = pl.concat([text, sim.tokens], how="horizontal")
-    del text
+    columns = _cost_columns(variants)
+    parts = []
+    for start in range(0, max(joined.height, 1), _PRICE_BATCH_ROWS):
+        part = joined.slice(start, _PRICE_BATCH_ROWS)
+        rules = _per_unit(part, table, "one_hour_priced", "explicit", "min_tokens", "read_mult")
+        parts.append(part.with_columns(rules).select(columns))
+    # the rates are in the costs now: only what _decide, _text_counterfactual and _findings read stays
+    return joined.drop("d_read", "d_w5", "d_w1").hstack(pl.concat(parts).get_columns())
+
+
+def _cost_columns(variants: Sequence[str]) -> list[pl.Expr]:
+    """The candidates' cost columns, from the rates, the unit's rules and the cached tokens of a row."""
     d_w1_or_5 = pl.when(pl.col("one_hour_priced")).then(pl.col("d_w1")).otherwise(pl.col("d_w5"))
     columns = []
     for v in variants:
@@ -688,10 +749,7 @@ def _candidates(work: pl.DataFrame, table: pl.DataFrame, sim: Simulation, varian
         + padded_hit * pl.col("d_read")
         + (pl.col("min_tokens") - padded_hit) * pl.col("d_w5")
     )
-    columns += [below.alias("below_min"), padded.alias("padded_cost")]
-    # the rates and rules are in the costs now: only what _decide, _text_counterfactual and _findings read stays
-    rates = ["d_read", "d_w5", "d_w1", "one_hour_priced", "explicit", "min_tokens", "read_mult"]
-    return joined.with_columns(columns).drop(rates)
+    return [*columns, below.alias("below_min"), padded.alias("padded_cost")]
 
 
 # ---------------------------------------------------------------------------------------------- lever
@@ -724,7 +782,12 @@ class PromptCachingLever:
             split["tail"].alias(KEYS),
             text.str.len_bytes().cast(pl.UInt32).alias(BYTES),
             shared_strings(pl.select(pl.when(head == rebuilt).then(None).otherwise(head)).to_series()).alias(HEAD),
+            _session_hash(chunk["session_id"]).alias(SESSION),
         ]
+        if opts.billing_scope_tag:
+            columns.append(
+                shared_strings(chunk["tags"].str.json_path_match(f"$.{opts.billing_scope_tag}")).alias(BILLING)
+            )
         out = pl.DataFrame(columns)
         if opts.detect_busters:
             masked = masked_features(text, opts.block_bytes, keys)
@@ -738,19 +801,16 @@ class PromptCachingLever:
 
     def analyze(self, frame: pl.DataFrame, ctx: LeverContext) -> LeverResult:
         opts = CachingOptions.parse(dict(ctx.options or {}))
-        frame = ensure_reduced(frame, self, ctx.options or {})
+        reduced = ensure_reduced(frame, self, ctx.options or {})
         # Every filter, join and partition below copies the rows it keeps: only the columns it reads go on.
-        frame = frame.select([c for c in frame.columns if c in _USED or c.startswith(f"_{LEVER_ID}_")])
+        frame = reduced.select([c for c in reduced.columns if c in _USED or c.startswith(f"_{LEVER_ID}_")])
         chains = frame.select([c for c in _CHAIN_COLUMNS if c in frame.columns])
         frame = frame.drop(chains.columns).with_row_index("_chain_row")
         # the evidence of a few requests is looked up by chain row at the end: the rest never carries it
-        source = frame.select(
-            pl.col(HEAD).alias("head"),
-            "system_text",
-            (pl.col(SPAN) if SPAN in frame.columns else pl.lit(None, dtype=pl.String)).alias("span"),
-            pl.col(BYTES).alias("bytes"),
-        )
-        prepared = _prepare(frame.drop(HEAD, "system_text", SPAN, strict=False), ctx, opts)
+        source = frame.select("row_id", pl.col(BYTES).alias("bytes"))
+        sim = Simulation(pl.DataFrame(), source, None, _evidence_texts(reduced, ctx))
+        del reduced  # the loaded columns go as soon as the steps that read them are done
+        prepared = _prepare(frame.drop(HEAD, SPAN, strict=False), ctx, opts)
         del frame
         work, table, rules = prepared.work, prepared.table, prepared.rules
         result = LeverResult(
@@ -768,7 +828,7 @@ class PromptCachingLever:
             .replace_strict({m: float(r.rules.read_multiplier) for m, r in rules.items()}, return_dtype=pl.Float64)
             .alias("read_mult")
         )
-        sim = _simulate(work, table, chains, source, opts)
+        sim = _simulate(work, table, chains, sim, opts)
         del chains  # the key lists are the largest input columns: only the replay reads them
         del work
         work = prepared.complete(ctx)
@@ -779,8 +839,10 @@ class PromptCachingLever:
         variants = [v for v in VARIANTS if f"{v}_shared" in sim.tokens.columns]
         rows = []
         if variants:
-            cands = _candidates(work, table, sim, variants)
-            del work
+            text = _text_rows(work)
+            del work  # its other columns go before the cost columns are made
+            cands = _candidates(text, table, sim, variants)
+            del text
             sim.tokens = sim.tokens.clear()  # all in cands now
             decisions = _decide(cands, units, variants, opts)
             rows.append(_text_counterfactual(cands, decisions))
@@ -795,6 +857,27 @@ class PromptCachingLever:
 
 
 LEVER = PromptCachingLever()
+
+
+def _evidence_texts(frame: pl.DataFrame, ctx: LeverContext) -> Callable[[int], dict[str, Any]]:
+    """head, span and system_text of one row_id, read when a finding shows it (fetch_rows): from the pipeline's rows
+    (the spilled parts or the priced frame) when it gives them, else from the lever's own frame (kept for that)."""
+    # the features the frame has (own features are all loaded: SPAN only when busters are detected); system_text
+    # is not among the lever's columns in a scan (not in `reads`), but the pipeline's rows have it
+    wanted = [c for c in (HEAD, SPAN, "system_text") if c in frame.columns or (c == "system_text" and ctx.rows)]
+    keep = frame.select("row_id", *(wanted if ctx.rows is None else ()))
+
+    def texts(row_id: int) -> dict[str, Any]:
+        fetched = fetch_rows(keep, ctx, pl.Series([row_id], dtype=pl.Int64), wanted).row(0, named=True)
+        return {"head": fetched.get(HEAD), "span": fetched.get(SPAN), "system_text": fetched.get("system_text")}
+
+    return texts
+
+
+def _session_hash(session: pl.Series) -> pl.Series:
+    """A session's identity as a u64 (null: none, as an empty id); distinct ids collide with odds ~2^-64 a pair."""
+    return pl.select(pl.when(session.fill_null("") != "").then(session.hash(0x5E55)).alias(SESSION)).to_series()
+
 
 _METHOD = (
     "Hash chains over each rendered prompt (tools -> system -> messages, 256-byte blocks) give the prefix every "
