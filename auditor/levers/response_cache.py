@@ -24,7 +24,7 @@ the frame keeps only their first 300 characters (auditor.reduce); excerpts come 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -62,6 +62,15 @@ QUESTION_KEY = f"_{LEVER_ID}_question_key"  # the normalised question (single-tu
 QUESTION_HASH = f"_{LEVER_ID}_question_hash"  # the question as logged: tells LA602's variants apart
 OUTPUT_HASH = f"_{LEVER_ID}_output_hash"  # the answer: "same answer as the earlier request" (pessimistic case)
 FEATURES = (QUESTION_KEY, QUESTION_HASH, OUTPUT_HASH)
+# The keys as u64 hashes and flags, so that the analysis loads ~40 bytes a request for them, not ~140 (spill mode:
+# every request's columns are loaded for the lever). Only the few entries and groups a finding shows fetch the
+# real values (fetch_rows), for their order and the excerpt.
+ENTRY_HASH = f"_{LEVER_ID}_entry_hash"  # prompt_hash + OUTPUT_PARAMS (the cache key but the model); null: no prompt
+PROMPT_HASH = f"_{LEVER_ID}_prompt_hash"  # prompt_hash: LA602's "a different prompt fingerprint"
+NEAR_HASH = f"_{LEVER_ID}_near_hash"  # QUESTION_KEY + system_hash + messages_count; null where QUESTION_KEY is
+DETERMINISTIC = f"_{LEVER_ID}_deterministic"  # temperature 0 (the pessimistic case's safe hits)
+TOOL_CALL = f"_{LEVER_ID}_tool_call"  # finish_reason tool_calls: not cacheable
+KEY_FEATURES = (ENTRY_HASH, PROMPT_HASH, NEAR_HASH, DETERMINISTIC, TOOL_CALL)
 
 NEAR_KEY = ("_model", "system_hash", "messages_count", QUESTION_KEY)
 
@@ -133,11 +142,12 @@ def _hashed(expr: pl.Expr) -> pl.Expr:
 
 
 def features(chunk: pl.DataFrame) -> pl.DataFrame:
-    """QUESTION_KEY, QUESTION_HASH and OUTPUT_HASH of each request, from the full texts.
+    """FEATURES and KEY_FEATURES of each request, from the full texts and the cache key's columns.
 
     The question key is set only where LA602 looks (single-turn requests: in a conversation the same last
     message follows a different history); each distinct question of the chunk is normalised once, since the
-    regex is the costly part and FAQ traffic repeats questions.
+    regex is the costly part and FAQ traffic repeats questions. The keys' columns (two hex fingerprints and four
+    parameters, ~100 bytes a request) become u64 hashes and flags here, so the analysis loads 8 bytes a key.
     """
     text = pl.col("last_user_text")
     rows = chunk.select(
@@ -145,6 +155,7 @@ def features(chunk: pl.DataFrame) -> pl.DataFrame:
         _hashed(text).alias(QUESTION_HASH),
         (pl.col("messages_count").fill_null(1) <= 2).alias("_single_turn"),
         _hashed(pl.col("output_text")).alias(OUTPUT_HASH),
+        pl.col("system_hash", "messages_count"),
     )
     keys = (
         rows.filter(pl.col("_single_turn") & text.is_not_null())
@@ -152,11 +163,36 @@ def features(chunk: pl.DataFrame) -> pl.DataFrame:
         .select(QUESTION_HASH, normalized_question(text).alias(QUESTION_KEY))
         .with_columns(_hashed(pl.col(QUESTION_KEY)))  # a step apart: the eager engine would run the regex twice
     )
-    return (
+    question = pl.col(QUESTION_KEY)
+    texts = (
         rows.drop("last_user_text")
         .join(keys, on=QUESTION_HASH, how="left", maintain_order="left")
-        .select(pl.when("_single_turn").then(QUESTION_KEY).alias(QUESTION_KEY), QUESTION_HASH, OUTPUT_HASH)
+        .select(
+            pl.when("_single_turn").then(question).alias(QUESTION_KEY),
+            QUESTION_HASH,
+            OUTPUT_HASH,
+            "system_hash",
+            "messages_count",
+        )
+        .select(
+            question,
+            QUESTION_HASH,
+            OUTPUT_HASH,
+            pl.when(question.is_not_null())
+            .then(pl.struct(question, "system_hash", "messages_count").hash())
+            .alias(NEAR_HASH),
+        )
     )
+    prompt = pl.col("prompt_hash")
+    # +0.0: -0.0 and 0.0 are one temperature (they compare equal), not one hash
+    params = [prompt, pl.col("temperature") + 0.0, *(pl.col(c) for c in OUTPUT_PARAMS if c != "temperature")]
+    flags = chunk.select(
+        pl.when(prompt.is_not_null()).then(pl.struct(params).hash()).alias(ENTRY_HASH),
+        _hashed(prompt).alias(PROMPT_HASH),
+        (pl.col("temperature") == 0).fill_null(False).alias(DETERMINISTIC),
+        (pl.col("finish_reason") == "tool_calls").fill_null(False).alias(TOOL_CALL),
+    )
+    return texts.hstack(flags.get_columns())
 
 
 # ---------------------------------------------------------------------------------------------- detection
@@ -166,51 +202,51 @@ def _secs(delta: pl.Expr) -> pl.Expr:
     return delta.dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
-def _cacheable() -> tuple[pl.Expr, list[pl.Expr]]:
-    """Requests that can be stored in and served from a cache (the condition), and the small columns detection
-    needs (as expressions over the lever's frame)."""
-    ok = (pl.col("status").fill_null("ok") != "error") & (pl.col("finish_reason").fill_null("") != "tool_calls")
-    columns = [
-        pl.col("row_id", "timestamp"),
-        pl.coalesce("model_id", "model").fill_null("(unknown model)").alias("_model"),
-        pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature"),
-        pl.col("prompt_hash", "system_hash", "messages_count", *OUTPUT_PARAMS, *FEATURES),
-        pl.col("user", "latency_ms", "cost_usd"),
-    ]
-    return ok & pl.col("prompt_hash").is_not_null(), columns
+def _model() -> pl.Expr:
+    return pl.coalesce("model_id", "model").fill_null("(unknown model)").alias("_model")
 
 
-def _by_key(
-    rows: pl.DataFrame,
-    keys: tuple[str, ...],
-    group: str,
-    where: pl.Expr | None = None,
-    columns: list[pl.Expr] | None = None,
-) -> pl.DataFrame:
-    """`columns` (default all) of the rows `where` holds for, the rows of one key together, in time order, with
-    `group` (an integer id per key) and `_same` (same key as the previous row).
+def _feature() -> pl.Expr:
+    return pl.col("feature").fill_null(UNATTRIBUTED).alias("_feature")
 
-    Sorting on a 64-bit hash of the key is much faster than on the strings (or a window over six columns); the
-    real values are still compared (nulls equal), so a hash collision can only split a key, never join two.
+
+def _cacheable() -> pl.Expr:
+    """Requests that can be stored in and served from a cache."""
+    ok = (pl.col("status").fill_null("ok") != "error") & ~pl.col(TOOL_CALL)
+    return ok & pl.col(ENTRY_HASH).is_not_null()
+
+
+def _repeated(frame: pl.DataFrame, keys: list[pl.Expr], where: pl.Expr) -> pl.DataFrame:
+    """`_i` (the frame position) of the rows `where` holds for whose key has more than one such row, the rows of
+    one key together in time order, with `_same` (same key as the previous row).
+
+    A key seen once can be neither a hit nor a near-duplicate, nor a group that has one: most keys in real
+    traffic, so what follows works on the repeats alone. The order comes from a 64-bit hash of the key (faster
+    than sorting the values); the values are still compared (nulls equal), so a collision only splits a key.
     """
-    same = pl.int_range(pl.len()) > 0
-    for key in keys:
-        same = same & pl.col(key).eq_missing(pl.col(key).shift(1))
-    # The order from the key columns alone, then one gather of the columns kept: no filtered copy of `rows`,
-    # and frame.sort() held about twice as much at its peak (row_id makes the order total).
-    kept = rows.lazy().with_row_index("_i").filter(pl.lit(True) if where is None else where)
     order = (
-        (kept if columns is None else kept.select("_i", *columns))
-        .select("_i", pl.struct(keys).hash().alias("_k"), "timestamp", "row_id")
+        frame.lazy()
+        .select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"),
+            pl.struct(keys).hash().alias("_k"),
+            "timestamp",
+            "row_id",
+            where.alias("_where"),
+        )
+        .filter("_where")
         .sort("_k", "timestamp", "row_id")
         .collect()
         .get_column("_i")
     )
-    return (
-        rows.select(column.gather(order) for column in columns or [pl.all()])
-        .with_columns(same.alias("_same"))
-        .with_columns((~pl.col("_same")).cum_sum().alias(group))
-    )
+    values = frame.select(key.gather(order) for key in keys)
+    same = pl.int_range(pl.len()) > 0
+    for name in values.columns:
+        same = same & pl.col(name).eq_missing(pl.col(name).shift(1))
+    flags = values.select(same.alias("_same"))
+    del values
+    # the row before a row with the same key is a repeat too
+    kept = flags.select(pl.col("_same") | pl.col("_same").shift(-1, fill_value=False)).to_series()
+    return pl.DataFrame({"_i": order.filter(kept), "_same": flags.get_column("_same").filter(kept)})
 
 
 def _previous(column: str | pl.Expr) -> pl.Expr:
@@ -230,22 +266,32 @@ def _cum_min_per(values: pl.Expr, group: str) -> pl.Expr:
     return ((values.cast(pl.Int128) - offset).cum_min() + offset).cast(pl.Int64)
 
 
+def _gathered(frame: pl.DataFrame, rows: pl.DataFrame, *columns: str | pl.Expr) -> pl.DataFrame:
+    """`rows` with `columns` of the frame rows at its positions `_i`."""
+    picked = frame.select(pl.col(c) if isinstance(c, str) else c for c in columns).select(pl.all().gather(rows["_i"]))
+    return rows.hstack(picked.get_columns())
+
+
 def detect(frame: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
-    """Cacheable requests (reduced frame) with `_entry` (an id per cache key), `_hit` (LA601) and `_safe_hit` (the
-    pessimistic subset); `_after(case)` is the cost after the lever."""
+    """The repeated cacheable requests (reduced frame): `_i` (frame position), `_entry` (an id per cache key),
+    `_hit` (LA601) and `_safe_hit` (the pessimistic subset), grouped by key in time order; `_after(case)` is the
+    cost after the lever. A cacheable request not listed is its key's only one (never a hit)."""
     latency_us = (pl.col("latency_ms").fill_null(0.0).clip(0.0, None) * 1000).cast(pl.Int64)
-    cacheable, columns = _cacheable()
-    rows = _by_key(frame, CACHE_KEY, "_entry", where=cacheable, columns=columns)
-    rows = rows.with_columns((pl.col("timestamp") + pl.duration(microseconds=latency_us)).alias("_end"))
+    rows = _repeated(frame, [_model(), pl.col(ENTRY_HASH)], _cacheable())
+    rows = _gathered(frame, rows, "timestamp", latency_us.alias("_latency"), OUTPUT_HASH, DETERMINISTIC)
+    rows = rows.with_columns(
+        (~pl.col("_same")).cum_sum().alias("_entry"),
+        (pl.col("timestamp") + pl.duration(microseconds="_latency")).alias("_end"),
+    )
     # A cache answers only once an earlier identical request has finished (an answer is stored); copies sent
     # while the first was still running are duplicates for the retries lever.
     first_done = _previous(_cum_min_per(pl.col("_end").dt.epoch("us"), "_entry"))
     recent = _secs(pl.col("timestamp") - _previous("timestamp")) <= opts.ttl_hours * 3600
     hit = (recent & (first_done <= pl.col("timestamp").dt.epoch("us"))).fill_null(False)
-    deterministic = (pl.col("temperature") == 0).fill_null(False)
     same_answer = (pl.col(OUTPUT_HASH) == _previous(OUTPUT_HASH)).fill_null(False)
-    rows = rows.with_columns(hit.alias("_hit"), (hit & (deterministic | same_answer)).alias("_safe_hit"))
-    return rows.drop("_same", "_end")
+    return rows.select(
+        "_i", "_entry", hit.alias("_hit"), (hit & (pl.col(DETERMINISTIC) | same_answer)).alias("_safe_hit")
+    )
 
 
 def _after(case: str) -> pl.Expr:
@@ -257,23 +303,20 @@ def _after(case: str) -> pl.Expr:
     return pl.when(pl.col("_hit")).then(zero)
 
 
-# What near_duplicates and the LA602 findings read of detect's rows (its gather copies every column it carries)
-_NEAR_COLUMNS = [pl.col("row_id", "timestamp", "_hit", "prompt_hash", "_feature", "cost_usd", QUESTION_HASH, *NEAR_KEY)]
-# What the LA601 findings read of them (their filter copies every column it carries)
-_EXACT_COLUMNS = (*CACHE_KEY, "row_id", "_feature", "_entry", "_hit", "_safe_hit", "cost_usd", "user", QUESTION_HASH)
-
-
-def near_duplicates(rows: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
-    """The rows of `detect` that LA602 looks at (a normalised question), with `_question` (an id per NEAR_KEY)
-    and `_near`: same model, system prompt, conversation length and normalised question as the previous such
-    request, within the TTL, but a different prompt fingerprint, and not an exact hit."""
-    questions = _by_key(rows, NEAR_KEY, "_question", where=pl.col(QUESTION_KEY).is_not_null(), columns=_NEAR_COLUMNS)
+def near_duplicates(frame: pl.DataFrame, rows: pl.DataFrame, opts: ResponseCacheOptions) -> pl.DataFrame:
+    """The cacheable requests LA602 looks at (a normalised question) whose NEAR_KEY repeats: `_i`, `_question` (an
+    id per NEAR_KEY) and `_near`: same model, system prompt, conversation length and normalised question as the
+    previous such request, within the TTL, but a different prompt fingerprint, and not an exact hit (`rows`:
+    detect's)."""
+    questions = _repeated(frame, [_model(), pl.col(NEAR_HASH)], _cacheable() & pl.col(NEAR_HASH).is_not_null())
+    hits = rows.get_column("_i").filter(rows.get_column("_hit")).implode()
+    questions = _gathered(frame, questions, "timestamp", PROMPT_HASH)
     near = (
-        ~pl.col("_hit")
+        ~pl.col("_i").is_in(hits)
         & (_secs(pl.col("timestamp") - _previous("timestamp")) <= opts.ttl_hours * 3600)
-        & (pl.col("prompt_hash") != _previous("prompt_hash"))
+        & (pl.col(PROMPT_HASH) != _previous(PROMPT_HASH))
     ).fill_null(False)
-    return questions.with_columns(near.alias("_near")).drop("_same")
+    return questions.select("_i", (~pl.col("_same")).cum_sum().alias("_question"), near.alias("_near"))
 
 
 # ---------------------------------------------------------------------------------------------- findings
@@ -283,48 +326,52 @@ def _question(text: str | None, prompt_hash: str, limit: int) -> str:
     return excerpt(text, limit) if text else f"(question not logged; prompt {prompt_hash[:12]})"
 
 
-Heads = Callable[[pl.Series], pl.DataFrame]  # row_ids -> row_id, last_user_text (fetch_rows)
+Fetch = Callable[[pl.Series, Sequence[str]], pl.DataFrame]  # row_ids, columns -> row_id + columns (fetch_rows)
 
 
-def _with_heads(rows: pl.DataFrame, heads: Heads, on: str) -> pl.DataFrame:
-    """`rows` with the logged question head (`last_user_text`) of the request whose row_id is in column `on`:
-    fetched for those requests only, not loaded for every request."""
-    found = heads(rows[on].drop_nulls().unique(maintain_order=True)).rename({"row_id": on})
+def _with_fetched(rows: pl.DataFrame, fetch: Fetch, on: str, columns: Sequence[str]) -> pl.DataFrame:
+    """`rows` with `columns` of the request whose row_id is in column `on`: fetched for those requests only, not
+    loaded for every request (the question heads, the cache key's values of the entries shown)."""
+    found = fetch(rows[on].drop_nulls().unique(maintain_order=True), columns).rename({"row_id": on})
     return rows.join(found, on=on, how="left", maintain_order="left")
 
 
-def _top_repeats(rows: pl.DataFrame, heads: Heads, opts: ResponseCacheOptions) -> dict[str, list[dict[str, Any]]]:
-    """Per feature, the repeated prompts that save the most, with a masked excerpt of the question."""
-    hit_entries = rows.get_column("_entry").filter(rows.get_column("_hit")).unique().implode()
-    # Counted on the few columns the counts read (a filter copies every column it carries); the key's values
-    # are then taken from each entry's first row (all its rows have the same key).
+def _top_repeats(
+    frame: pl.DataFrame, hits: pl.DataFrame, rows: pl.DataFrame, fetch: Fetch, opts: ResponseCacheOptions
+) -> dict[str, list[dict[str, Any]]]:
+    """Per feature, the repeated prompts that save the most, with a masked excerpt of the question (`hits`: the
+    priced hits with their `_entry`; `rows`: detect's)."""
+    entries = rows.filter(pl.col("_entry").is_in(hits.get_column("_entry").unique().implode()))
     counted = (
-        rows.lazy()
-        .select("_feature", "_entry", "_hit", "cost_usd", "row_id", QUESTION_HASH)
-        .with_row_index("_position")
-        .filter(pl.col("_entry").is_in(hit_entries))
+        _gathered(frame, entries, _feature(), "cost_usd", "row_id", QUESTION_HASH)
+        .lazy()
+        .filter(pl.col("cost_usd").is_not_null())
         .group_by("_feature", "_entry")
         .agg(
-            pl.col("_position").first(),
+            pl.col("row_id").first().alias("_first"),
             pl.len().alias("requests"),
             pl.col("_hit").sum().alias("hits"),
             pl.col("cost_usd").filter(pl.col("_hit")).sum().alias("savings"),
             # the earliest request that logged its question (rows are in time order within a key)
             pl.col("row_id").filter(pl.col(QUESTION_HASH).is_not_null()).first().alias("_asked"),
+            pl.col("_i").first(),
         )
         .filter(pl.col("hits") > 0)
         .collect()
     )
-    keys = rows.select(CACHE_KEY).gather(counted.get_column("_position"))
+    # The key's values from each entry's first row (all its rows have the same key): the model is in the frame,
+    # the rest is fetched for these rows only.
+    counted = _with_fetched(_gathered(frame, counted, _model()), fetch, "_first", CACHE_KEY[1:])
     ranked = (
-        counted.hstack(keys.get_columns())
         # ties (the same prompt at another temperature or model) in the order of the key's values
-        .sort(["_feature", "savings", "hits", "prompt_hash", *CACHE_KEY], descending=[False, True, True] + [False] * 7)
+        counted.sort(
+            ["_feature", "savings", "hits", "prompt_hash", *CACHE_KEY], descending=[False, True, True] + [False] * 7
+        )
         .group_by("_feature", maintain_order=True)
         .head(opts.top_repeats)
     )
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in _with_heads(ranked, heads, "_asked").iter_rows(named=True):
+    for r in _with_fetched(ranked, fetch, "_asked", ("last_user_text",)).iter_rows(named=True):
         out.setdefault(r["_feature"], []).append(
             {
                 "question": _question(r["last_user_text"], r["prompt_hash"], opts.excerpt_chars),
@@ -337,16 +384,24 @@ def _top_repeats(rows: pl.DataFrame, heads: Heads, opts: ResponseCacheOptions) -
     return out
 
 
-def _exact_findings(rows: pl.DataFrame, heads: Heads, total: Decimal, opts: ResponseCacheOptions) -> list[Finding]:
-    top = _top_repeats(rows, heads, opts)
+def _exact_findings(
+    frame: pl.DataFrame, rows: pl.DataFrame, fetch: Fetch, total: Decimal, opts: ResponseCacheOptions
+) -> list[Finding]:
     hit = pl.col("_hit")
-    # Per feature over all rows, then over the hits alone (a narrow copy): filtered aggregations over every row
-    # held several row-sized temporaries at once.
-    every = rows.lazy().group_by("_feature").agg(pl.len().alias("cacheable"), pl.col("cost_usd").sum().alias("cost"))
+    # Per feature over every priced cacheable row (no copy of them), then over the priced hits alone.
+    every = (
+        frame.lazy()
+        .select(_feature(), "cost_usd", (_cacheable() & pl.col("cost_usd").is_not_null()).alias("_kept"))
+        .filter("_kept")
+        .group_by("_feature")
+        .agg(pl.len().alias("cacheable"), pl.col("cost_usd").sum().alias("cost"))
+    )
+    served = _gathered(frame, rows.filter(hit), _feature(), _model(), "cost_usd", "row_id").filter(
+        pl.col("cost_usd").is_not_null()
+    )
+    served = _with_fetched(served, fetch, "row_id", ("user",))  # the hits' users only
     on_hits = (
-        rows.lazy()
-        .select("_feature", "_hit", "_safe_hit", "cost_usd", "_entry", "user", "_model")
-        .filter(hit)
+        served.lazy()
         .group_by("_feature")
         .agg(
             hit.sum().alias("hits"),
@@ -359,6 +414,7 @@ def _exact_findings(rows: pl.DataFrame, heads: Heads, total: Decimal, opts: Resp
         )
     )
     stats = every.join(on_hits, on="_feature").filter(pl.col("hits") > 0).sort("_feature").collect()
+    top = _top_repeats(frame, served, rows, fetch, opts) if stats.height else {}
     findings = []
     for r in stats.iter_rows(named=True):
         savings, hits = dec(r["savings"]), int(r["hits"])
@@ -396,28 +452,45 @@ def _exact_findings(rows: pl.DataFrame, heads: Heads, total: Decimal, opts: Resp
     return findings
 
 
-def _near_findings(questions: pl.DataFrame, heads: Heads, opts: ResponseCacheOptions) -> list[Finding]:
-    near = questions.filter(pl.col("_near"))
-    if near.height == 0:
+def _near_findings(
+    frame: pl.DataFrame, questions: pl.DataFrame, fetch: Fetch, opts: ResponseCacheOptions
+) -> list[Finding]:
+    questions = _gathered(frame, questions, "cost_usd").filter(pl.col("cost_usd").is_not_null())
+    if not questions.get_column("_near").any():
         return []
     # The variants of each normalised question (any request of the group, not only the near-duplicates).
+    asked = questions.get_column("_question").filter(questions.get_column("_near")).unique().implode()
+    questions = _gathered(
+        frame,
+        questions.filter(pl.col("_question").is_in(asked)),
+        _feature(),
+        _model(),
+        "row_id",
+        QUESTION_KEY,
+        QUESTION_HASH,
+        PROMPT_HASH,
+    )
+    near = questions.filter(pl.col("_near"))
     groups = (
-        questions.filter(pl.col("_question").is_in(near["_question"].unique().implode()))
-        .group_by("_feature", "_question")
+        questions.group_by("_feature", "_question")
         .agg(
-            *(pl.col(key).first() for key in NEAR_KEY),
+            pl.col("row_id").first().alias("_first"),
+            pl.col("_model", QUESTION_KEY).first(),
             pl.col("_near").sum().alias("near"),
-            pl.col("prompt_hash").n_unique().alias("prompt_variants"),
+            pl.col(PROMPT_HASH).n_unique().alias("prompt_variants"),
         )
         .filter(pl.col("near") > 0)
     )
+    # the rest of the key (the same on all its rows) for the groups shown: fetched, not loaded for every request
+    groups = _with_fetched(groups, fetch, "_first", ("system_hash", "messages_count"))
     # Distinct logged questions per group (by their full-text hash), each with its head for the excerpt.
-    variants = _with_heads(
+    variants = _with_fetched(
         questions.join(groups.select("_feature", "_question"), on=["_feature", "_question"], how="semi")
         .unique(["_feature", "_question", QUESTION_HASH], keep="first", maintain_order=True)
         .select("_feature", "_question", QUESTION_HASH, "row_id"),
-        heads,
+        fetch,
         "row_id",
+        ("last_user_text",),
     ).with_columns(normalized_question(pl.col("last_user_text")).alias("_norm_head"))
     # Order of the examples: most near-duplicates first, then the normalised question. Only its heads are left:
     # the normalised head of a variant is a prefix of the whole normalised question, so the longest one of all
@@ -491,8 +564,9 @@ def _count_cost(frame: pl.DataFrame, where: pl.Expr) -> tuple[int, Decimal]:
 
 def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
     gaps = []
+    # ENTRY_HASH is null exactly where prompt_hash is
     unhashed_n, unhashed_cost = _count_cost(
-        frame, pl.col("prompt_hash").is_null() & (pl.col("status").fill_null("ok") != "error")
+        frame, pl.col(ENTRY_HASH).is_null() & (pl.col("status").fill_null("ok") != "error")
     )
     if unhashed_n:
         gaps.append(
@@ -507,7 +581,7 @@ def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
     if opts.near_duplicates:
         # QUESTION_HASH is null exactly where the question (full text, so its head too) is
         no_question_n, no_question_cost = _count_cost(
-            frame, pl.col("prompt_hash").is_not_null() & pl.col(QUESTION_HASH).is_null()
+            frame, pl.col(ENTRY_HASH).is_not_null() & pl.col(QUESTION_HASH).is_null()
         )
         if no_question_n:
             gaps.append(
@@ -526,10 +600,8 @@ def _gaps(frame: pl.DataFrame, opts: ResponseCacheOptions) -> list[Gap]:
 class ResponseCacheLever:
     id = LEVER_ID
     title = "Response cache for repeated requests"
-    reads: tuple[str, ...] = (
-        *("latency_ms", "user", "messages_count", "prompt_hash", "system_hash"),  # heads: fetch_rows
-        *("max_tokens", "temperature", "response_format", "tools_count", "finish_reason"),
-    )
+    # The keys come as KEY_FEATURES; users, heads and the keys' values of the rows shown: fetch_rows
+    reads: tuple[str, ...] = ("latency_ms",)
 
     def check_options(self, options: dict[str, Any]) -> None:
         ResponseCacheOptions.parse(dict(options))
@@ -564,8 +636,8 @@ class ResponseCacheLever:
             return result
         rows = detect(frame, opts)
         hits = (
-            rows.select("row_id", "_hit", "_safe_hit", "cost_usd")
-            .filter(pl.col("_hit") & pl.col("cost_usd").is_not_null())
+            _gathered(frame, rows.filter(pl.col("_hit")), "row_id", "cost_usd")
+            .filter(pl.col("cost_usd").is_not_null())
             .select("row_id", *(_after(case).alias(f"_after_{case}") for case in ("expected", "low", "high")))
         )
         if hits.height:
@@ -573,18 +645,16 @@ class ResponseCacheLever:
                 hits["row_id"], hits["_after_expected"], hits["_after_low"], hits["_after_high"]
             )
         total = total_cost(frame)
-        # no name for the priced rows: freed before near_duplicates makes its copy
 
-        def heads(row_ids: pl.Series) -> pl.DataFrame:
-            return fetch_rows(frame, ctx, row_ids, ("last_user_text",))
+        def fetch(row_ids: pl.Series, columns: Sequence[str]) -> pl.DataFrame:
+            return fetch_rows(frame, ctx, row_ids, columns)
 
-        priced = rows.select(_EXACT_COLUMNS).filter(pl.col("cost_usd").is_not_null())
-        result.findings = _exact_findings(priced, heads, total, opts)
-        del priced
+        result.findings = _exact_findings(frame, rows, fetch, total, opts)
         if opts.near_duplicates:
             # detected on every cacheable request (an unpriced one is still an earlier identical question)
-            questions = near_duplicates(rows, opts).filter(pl.col("cost_usd").is_not_null())
-            result.findings += _near_findings(questions, heads, opts)
+            questions = near_duplicates(frame, rows, opts)
+            del rows
+            result.findings += _near_findings(frame, questions, fetch, opts)
         return result
 
 
