@@ -296,7 +296,7 @@ def classify_compact(frame: pl.DataFrame, text_prefix: str | None = None) -> pl.
 
 
 def feature_profile(
-    classified: pl.DataFrame,
+    classified: pl.DataFrame | pl.LazyFrame,
     *,
     simple_families: Iterable[str] = DEFAULT_SIMPLE_FAMILIES,
     stable_share: float = 0.8,

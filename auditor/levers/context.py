@@ -193,9 +193,18 @@ def _removed_classes(rows: pl.DataFrame, start: str, removed: str) -> pl.DataFra
     )
 
 
+# Rows repriced at once (_price_after): the price join holds ~1.2 KB a row while it runs, and in conversational
+# logs most requests can be resent history.
+_PRICE_ROWS = 8192
+
+
 def _price_after(rows: pl.DataFrame, ctx: LeverContext, start: str, removed: str) -> pl.Series:
     """Cost after removing the span, never above the logged cost (a lever never adds cost)."""
-    cost = ctx.prices.cost(_trimmed(rows, start, removed), price_date=ctx.price_date).cast(_MONEY)
+    pieces = [
+        ctx.prices.cost(_trimmed(rows.slice(at, _PRICE_ROWS), start, removed), price_date=ctx.price_date)
+        for at in range(0, max(rows.height, 1), _PRICE_ROWS)
+    ]
+    cost = (pl.concat(pieces) if len(pieces) > 1 else pieces[0]).cast(_MONEY)
     logged = rows["cost_usd"].cast(_MONEY)
     return pl.select(pl.when(cost < logged).then(cost).otherwise(logged)).to_series()
 
@@ -203,11 +212,11 @@ def _price_after(rows: pl.DataFrame, ctx: LeverContext, start: str, removed: str
 # ---------------------------------------------------------------------------------------------- detection
 
 
-def _candidates(frame: pl.DataFrame, *, filtered: bool = True) -> pl.DataFrame:
-    """Successful requests with an input count, plus the columns pricing and the evidence need. Unfiltered, every
-    request (a select, no copy): conversations() filters it together with its own condition."""
-    # select first: a filter copies every column it carries, and the frame has more than these
-    columns = frame.select(
+def _candidates(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every request with the columns the conversations, pricing and the findings read, and the conversation keys
+    `_feature` and `_model`: a select (no copy of the frame's columns); steps filter or gather the rows they need.
+    request_id and prompt_chars are fetched for the few rows a finding reads them of (fetch_rows)."""
+    return frame.select(
         "row_id",
         "timestamp",
         "session_id",
@@ -218,47 +227,58 @@ def _candidates(frame: pl.DataFrame, *, filtered: bool = True) -> pl.DataFrame:
         pl.coalesce("model_id", "model").fill_null("(unknown model)").alias("_model"),
         *TOKEN_COLUMNS,
         "messages_count",
-        "prompt_chars",
         pl.col(DUP_CHARS).alias("_dup_chars"),
         pl.col(DUP_TEXT).alias("_dup_text"),
-        "request_id",
         "batch",
         "service_tier",
         "status",
         "cost_usd",
     )
-    return columns.filter(_CANDIDATE) if filtered else columns
 
 
+# Successful requests with an input count
 _CANDIDATE = (pl.col("status").fill_null("ok") != "error") & pl.col("input_tokens").is_not_null()
 
 
 # Columns of _candidates() only the duplicate and oversized checks read (on the rows outside conversations)
-_NOT_IN_CONVERSATIONS = ("provider", "prompt_chars", "_dup_chars", "_dup_text", "request_id")
+_NOT_IN_CONVERSATIONS = ("provider", "_dup_chars", "_dup_text")
+# What deciding which conversations resend their history reads, besides `_g` (_append, _resent_runs)
+_STEP_COLUMNS = ("input_tokens", "output_tokens", "reasoning_tokens", "messages_count")
 
 
-def _conversation_ids(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows with a session, sorted by conversation then time, with `_g`: an integer id per conversation.
+def _in_time_order(rows: pl.DataFrame) -> bool:
+    """Rows already in (timestamp, row_id) order, as the pipeline's sorted frame is (row_id = position)."""
+    timestamp = rows["timestamp"]
+    return timestamp.null_count() == 0 and timestamp.is_sorted() and rows["row_id"].is_sorted()
 
-    Sorting on a 64-bit hash of the key is several times faster than on three strings; the id still compares the
-    real key values with the previous row, so a hash collision can only split a conversation, never merge two.
+
+def _conversation_order(rows: pl.DataFrame) -> pl.Series:
+    """Positions of the candidate rows with a session, sorted by conversation then time (timestamp, row_id).
+
+    Only positions are sorted; each step then gathers the few columns it reads. Sorting on a 64-bit hash of the
+    key is several times faster than on three strings (_conversation_ids still compares the real key values, so
+    a hash collision can only split a conversation, never merge two). Rows already in time order need only a
+    stable sort on the hash: the same order, for less memory and time than a three-key sort.
     """
-    # The order from the key columns alone, then one gather of the columns kept: a filtered copy sorted into a
-    # second copy held both at once (row_id makes the order total, so the rows are the same).
-    order = (
+    time_ordered = _in_time_order(rows)
+    keyed = (
         rows.lazy()
         .with_row_index("_i")
-        .filter(_CANDIDATE & pl.col("session_id").is_not_null())  # rows may be _candidates() unfiltered
-        .select("_i", pl.struct(_KEYS).hash().alias("_k"), "timestamp", "row_id")
-        .sort(["_k", "timestamp", "row_id"])
-        .collect()
-        .get_column("_i")
+        .filter(_CANDIDATE & pl.col("session_id").is_not_null())
+        .select("_i", pl.struct(_KEYS).hash().alias("_k"), *([] if time_ordered else ["timestamp", "row_id"]))
     )
-    ordered = rows.select(pl.exclude(_NOT_IN_CONVERSATIONS).gather(order))
+    ordered = keyed.sort("_k", maintain_order=True) if time_ordered else keyed.sort(["_k", "timestamp", "row_id"])
+    return ordered.collect().get_column("_i")
+
+
+def _conversation_ids(rows: pl.DataFrame, order: pl.Series) -> pl.Series:
+    """`_g`, an integer id per conversation (1, 2, ...) for the rows `order`: a new id wherever a key differs
+    from the row before. The keys (a string and two Categoricals) are gathered only to be compared."""
     same = pl.lit(True)
     for key in _KEYS:
-        same = same & (pl.col(key) == pl.col(key).shift(1))
-    return ordered.with_columns((~same.fill_null(False)).cum_sum().alias("_g"))
+        value = pl.col(key).gather(order)
+        same = same & (value == value.shift(1))
+    return rows.select((~same.fill_null(False)).cum_sum().alias("_g")).to_series()
 
 
 def _earlier(expr: pl.Expr, k: int) -> pl.Expr:
@@ -267,26 +287,71 @@ def _earlier(expr: pl.Expr, k: int) -> pl.Expr:
     return pl.when(pl.col("_g").shift(k) == pl.col("_g")).then(expr.shift(k))
 
 
-def conversations(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
-    """Rows of conversations in turn order, with `_turn`, `_append`, `_resent` (the conversation resends its
-    history) and, per case, `_removed_<case>` (history tokens outside the window) and `_start` (input_1)."""
-    sessions = _conversation_ids(rows)
+def _append(opts: ContextOptions) -> pl.Expr:
+    """Whether a turn is append-only: its input grew by at least min_growth_share of the previous visible answer
+    and its message count did not shrink (when logged); never the first turn of a conversation."""
     inp = pl.col("input_tokens")
     visible = (pl.col("output_tokens") - pl.col("reasoning_tokens").fill_null(0)).clip(0)
     growth = inp - _earlier(inp, 1)
     msgs, prev_msgs = pl.col("messages_count"), _earlier(pl.col("messages_count"), 1)
-    append = (
+    return (
         (growth > 0)
         & (growth >= opts.min_growth_share * _earlier(visible, 1).fill_null(0))
         & (msgs.is_null() | prev_msgs.is_null() | (msgs > prev_msgs))
     ).fill_null(False)
+
+
+def _resends(turns: pl.Expr, appends: pl.Expr, opts: ContextOptions) -> pl.Expr:
+    """A conversation resends its history: enough turns, and enough of its steps append-only."""
+    steps = (turns - 1).clip(1)
+    return (turns >= opts.min_turns) & (appends >= opts.min_append_share * steps)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """The conversations of the rows `order` (runs of equal `_g`), one row each: `_turns`, `_resent` and the
+    conversation's `_feature`; and `_resent` per row of `order`."""
+
+    runs: pl.DataFrame
+    row_resent: pl.Series
+
+
+def _resent_runs(cands: pl.DataFrame, order: pl.Series, g: pl.Series, opts: ContextOptions) -> _Runs:
+    """Which conversations resend their history, from the step columns alone (not a copy of every column of every
+    conversation row): per row only `_g`, the append flag and its running count; per conversation its turns and
+    appends, from the running count at its last row (rows are sorted by conversation)."""
+    steps = cands.select(_STEP_COLUMNS).gather(order).with_columns(g)
+    last = (pl.col("_g") != pl.col("_g").shift(-1)).fill_null(True)
+    counted = steps.select(pl.col("_g"), _append(opts).cast(pl.Int64).cum_sum().alias("_appended"), last.alias("_last"))
+    del steps
+    ends = counted.select(pl.int_range(pl.len(), dtype=pl.Int64).filter(pl.col("_last")).alias("_end"))
+    at_end = counted.select("_appended").to_series().gather(ends.to_series())
+    del counted
+    runs = ends.with_columns(at_end).select(
+        (pl.col("_end") - pl.col("_end").shift(1, fill_value=-1)).alias("_turns"),
+        (pl.col("_appended") - pl.col("_appended").shift(1, fill_value=0)).alias("_appends"),
+        (pl.col("_end").shift(1, fill_value=-1) + 1).alias("_start_at"),  # its first row
+    )
+    runs = runs.select(
+        "_turns",
+        _resends(pl.col("_turns"), pl.col("_appends"), opts).alias("_resent"),
+        cands.get_column("_feature").gather(order.gather(runs["_start_at"])),
+    )
+    # _g counts conversations from 1: conversation _g is run _g - 1
+    return _Runs(runs, runs.get_column("_resent").gather((g - 1).cast(pl.Int64)))
+
+
+def _history(sessions: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
+    """Whole conversations in turn order (with `_g`) plus `_turn`, `_append`, `_resent` (the conversation resends
+    its history) and, per case, `_removed_<case>` (history tokens outside the window) and `_start` (input_1)."""
+    inp = pl.col("input_tokens")
     # Per-conversation counts from the first and last row of each run of `_g` (fills, not windows: faster).
     index = pl.int_range(pl.len(), dtype=pl.Int64)
     first = (pl.col("_g") != pl.col("_g").shift(1)).fill_null(True)
     last = (pl.col("_g") != pl.col("_g").shift(-1)).fill_null(True)
     appended = pl.col("_append").cast(pl.Int64).cum_sum()
     sessions = sessions.with_columns(
-        append.alias("_append"),
+        _append(opts).alias("_append"),
         pl.when(first).then(index).forward_fill().alias("_i0"),
         pl.when(last).then(index).backward_fill().alias("_i1"),
         pl.when(first).then(inp).forward_fill().alias("_first_input"),  # input_tokens is never null here
@@ -298,9 +363,8 @@ def conversations(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
             - pl.when(first).then(appended - pl.col("_append").cast(pl.Int64)).forward_fill()
         ).alias("_appends"),
     )
-    steps = (pl.col("_turns") - 1).clip(1)
     sessions = sessions.with_columns(
-        ((pl.col("_turns") >= opts.min_turns) & (pl.col("_appends") >= opts.min_append_share * steps)).alias("_resent"),
+        _resends(pl.col("_turns"), pl.col("_appends"), opts).alias("_resent"),
         (pl.col("_first_input") + opts.summary_tokens).alias("_start"),
     ).drop("_i0", "_i1", "_appends")
     for case in _CASES:
@@ -314,12 +378,40 @@ def conversations(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
     return sessions
 
 
-def oversized(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
-    """LA702 candidates: rows of flagged features above both thresholds with short answers, plus the feature's
-    distribution and `_removed_high` (input above the cap quantile)."""
+@dataclass(frozen=True)
+class Conversations:
+    """What the findings read of the conversations: the resent ones whole, the others as counts."""
+
+    resent: pl.DataFrame  # the rows of conversations resending their history: _history() columns
+    flat: dict[str, int]  # per feature, conversations of at least min_turns turns that do not resend it
+
+
+def conversations(cands: pl.DataFrame, opts: ContextOptions) -> Conversations:
+    """The conversations of the candidate rows (_candidates()): one (session_id, feature, model) in time order.
+
+    Which conversations resend their history is decided on a few columns per row; only their rows are then
+    gathered whole (a copy of every column of every conversation row was this lever's peak)."""
+    order = _conversation_order(cands)
+    g = _conversation_ids(cands, order)
+    runs = _resent_runs(cands, order, g, opts)
+    flat = (
+        runs.runs.filter(~pl.col("_resent") & (pl.col("_turns") >= opts.min_turns))
+        .group_by("_feature")
+        .agg(pl.len().alias("n"))
+    )
+    kept = runs.row_resent
+    resent = cands.select(pl.exclude(_NOT_IN_CONVERSATIONS).gather(order.filter(kept))).with_columns(g.filter(kept))
+    return Conversations(_history(resent, opts), {r["_feature"]: int(r["n"]) for r in flat.iter_rows(named=True)})
+
+
+def oversized(rows: pl.DataFrame, opts: ContextOptions, where: pl.Expr) -> pl.DataFrame:
+    """LA702 candidates among the rows meeting `where`: rows of flagged features above both thresholds with short
+    answers, plus the feature's distribution and `_removed_high` (input above the cap quantile). Only those rows
+    are copied: the distribution reads two columns, and the thresholds a feature cannot pass filter first."""
     inp = pl.col("input_tokens")
+    considered = rows.lazy().filter(where)
     stats = (
-        rows.group_by("_feature")
+        considered.group_by("_feature")
         .agg(
             pl.len().alias("_n"),
             inp.median().alias("_median"),
@@ -331,18 +423,20 @@ def oversized(rows: pl.DataFrame, opts: ContextOptions) -> pl.DataFrame:
             & (pl.col("_p99") > opts.oversized_ratio * pl.col("_median"))
             & (pl.col("_p99") > opts.oversized_min_tokens)
         )
+        .collect()
+    )
+    short = (pl.col("output_tokens") <= opts.short_output_tokens).fill_null(False)
+    flagged = considered.filter(
+        pl.col("_feature").is_in(stats["_feature"].implode()) & (inp > opts.oversized_min_tokens) & short
     )
     return (
-        rows.join(stats, on="_feature", how="inner")
-        .filter(
-            (inp > opts.oversized_ratio * pl.col("_median"))
-            & (inp > opts.oversized_min_tokens)
-            & (pl.col("output_tokens") <= opts.short_output_tokens).fill_null(False)
-        )
+        flagged.join(stats.lazy(), on="_feature", how="inner", maintain_order="left")
+        .filter(inp > opts.oversized_ratio * pl.col("_median"))
         .with_columns(
             pl.col("_cap").cast(pl.Int64).alias("_start"),
             (inp - pl.col("_cap").cast(pl.Int64)).clip(0).alias("_removed_high"),
         )
+        .collect()
     )
 
 
@@ -406,11 +500,12 @@ class ContextLever:
     id = LEVER_ID
     title = "Resent history and oversized context"
     # last_user_text heads only for the excerpts shown: fetched for those rows (fetch_rows), not loaded for all
-    reads: tuple[str, ...] = ("session_id", "messages_count", "prompt_chars", "request_id")
+    # Nor request_id and prompt_chars: fetched for the duplicate and oversized requests that read them.
+    reads: tuple[str, ...] = ("session_id", "messages_count")
 
     def __init__(self) -> None:
         self.full_text = False
-        self._heads: Callable[[pl.Series], pl.DataFrame] | None = None
+        self._fetch: Callable[[pl.Series, tuple[str, ...]], pl.DataFrame] | None = None
 
     def check_options(self, options: dict[str, Any]) -> None:
         ContextOptions.parse(dict(options))
@@ -423,7 +518,7 @@ class ContextLever:
         frame = ensure_reduced(frame, self, ctx.options)
         privacy = getattr(ctx.config, "privacy", None) or {}
         self.full_text = bool(privacy.get("show_full_text", False))
-        self._heads = lambda ids: fetch_rows(frame, ctx, ids, ("last_user_text",))
+        self._fetch = lambda ids, columns: fetch_rows(frame, ctx, ids, columns)
         result = LeverResult(
             lever_id=LEVER_ID,
             title=self.title,
@@ -449,19 +544,16 @@ class ContextLever:
         )
         if frame.height == 0:
             return result
-        # The conversations first, from the frame: the candidate rows are copied only once the conversations'
-        # copy is down to what the findings read of them.
-        convo = conversations(_candidates(frame, filtered=False), opts)
-        resent = convo.filter(pl.col("_resent"))
-        convo = convo.select("_resent", "_turns", "_feature", "_g")
+        # Each step copies only the rows it keeps: the resent conversations, the duplicates, the oversized ones.
+        cands = _candidates(frame)
+        convo = conversations(cands, opts)
         result.gaps = self._gaps(frame)
-        outside = ~pl.col("row_id").is_in(resent["row_id"].implode()) if resent.height else pl.lit(True)
-        rest = _candidates(frame, filtered=False).filter(_CANDIDATE & outside)  # one copy, of the rows kept
-        resent = self._price_cases(resent, ctx, {c: f"_removed_{c}" for c in _CASES})
+        outside = ~pl.col("row_id").is_in(convo.resent["row_id"].implode()) if convo.resent.height else pl.lit(True)
+        resent = self._price_cases(convo.resent, ctx, {c: f"_removed_{c}" for c in _CASES})
 
-        dups = self._duplicates(rest, ctx)
-        big = oversized(rest.filter(~pl.col("row_id").is_in(dups["row_id"].implode())), opts)
-        big = big.with_columns(pl.lit(0, dtype=pl.Int64).alias("_zero"))
+        dups = self._duplicates(cands, _CANDIDATE & outside, ctx)
+        big = oversized(cands, opts, _CANDIDATE & outside & ~pl.col("row_id").is_in(dups["row_id"].implode()))
+        big = self._fetched(big, ("request_id",)).with_columns(pl.lit(0, dtype=pl.Int64).alias("_zero"))
         big = self._price_cases(big, ctx, {"expected": "_zero", "low": "_zero", "high": "_removed_high"})
 
         parts = [
@@ -477,7 +569,7 @@ class ContextLever:
             )
         total = total_cost(frame)
         result.findings = [
-            *self._history_findings(resent, convo, total, opts),
+            *self._history_findings(resent, convo.flat, total, opts),
             *self._duplicate_findings(dups, total),
             *self._oversized_findings(big, total, opts),
         ]
@@ -498,8 +590,8 @@ class ContextLever:
             pl.min_horizontal("_after_high", "_after_expected").alias("_after_high"),
         )
 
-    def _duplicates(self, rest: pl.DataFrame, ctx: LeverContext) -> pl.DataFrame:
-        rows = rest.filter(pl.col("_dup_chars").is_not_null())
+    def _duplicates(self, cands: pl.DataFrame, where: pl.Expr, ctx: LeverContext) -> pl.DataFrame:
+        rows = self._fetched(cands.filter(where & pl.col("_dup_chars").is_not_null()), ("prompt_chars", "request_id"))
         # The copies' share of the prompt's characters, in tokens; taken from the end of the layout.
         rows = rows.with_columns(
             (pl.col("input_tokens") * pl.col("_dup_chars") / pl.col("prompt_chars"))
@@ -516,15 +608,21 @@ class ContextLever:
     def _excerpt(self, text: str | None) -> str:
         return excerpt(text, full=self.full_text)
 
+    def _fetched(self, rows: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+        """`rows` plus these columns of theirs, fetched (not loaded for every request)."""
+        assert self._fetch is not None  # set by analyze
+        return rows.hstack(self._fetch(rows["row_id"], columns).drop("row_id").get_columns())
+
     def _head(self, row_id: int | None) -> str | None:
         """The last_user_text head of one request (None for no request)."""
-        if row_id is None or self._heads is None:
+        if row_id is None or self._fetch is None:
             return None
-        head: str | None = self._heads(pl.Series("row_id", [row_id], dtype=pl.Int64))["last_user_text"][0]
+        ids = pl.Series("row_id", [row_id], dtype=pl.Int64)
+        head: str | None = self._fetch(ids, ("last_user_text",))["last_user_text"][0]
         return head
 
     def _history_findings(
-        self, resent: pl.DataFrame, convo: pl.DataFrame, total: Decimal, opts: ContextOptions
+        self, resent: pl.DataFrame, flat: dict[str, int], total: Decimal, opts: ContextOptions
     ) -> list[Finding]:
         if resent.height == 0:
             return []
@@ -539,12 +637,6 @@ class ContextLever:
             )
             .sort(["_feature", "savings", "tokens", "session_id"], descending=[False, True, True, False])
         )
-        long_flat = (
-            convo.filter(~pl.col("_resent") & (pl.col("_turns") >= opts.min_turns))
-            .group_by("_feature")
-            .agg(pl.col("_g").n_unique().alias("n"))
-        )
-        flat = {r["_feature"]: int(r["n"]) for r in long_flat.iter_rows(named=True)}
         stats = resent.group_by("_feature").agg(
             pl.col("_g").n_unique().alias("sessions"),
             pl.len().alias("requests"),

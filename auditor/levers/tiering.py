@@ -12,7 +12,7 @@ of those requests (`move_share` / `route_share`): the counterfactual cost of a r
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -64,6 +64,14 @@ _COLUMNS = (
     "finish_reason",
 )
 
+
+# The requests the lever analyses: priced, with a model id. Not a filtered copy of every request (~0.1 KB each):
+# each step filters the rows it reads.
+_PRICED = pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null()
+
+
+# Rows priced on a candidate model at once (_Analysis._cost_on): bounds the price join's temporary to ~10 MB.
+_PRICE_ROWS = 8192
 
 # What the analysis keeps of each priced request, besides feature and the labels: PriceBook.cost's inputs
 _WORK_COLUMNS: tuple[str, ...] = ("row_id", "status", "timestamp", "model_id", "price_date", "cost_usd", *TOKEN_COLUMNS)
@@ -242,15 +250,16 @@ class _Analysis:
         privacy = getattr(ctx.config, "privacy", None) or {}
         self.full_text = bool(privacy.get("show_full_text", False))
         self.frame = frame  # reduced; the text heads of the example excerpts come through fetch_rows
-        self.work = _classified(frame)
+        self.work = _classified(frame)  # every request: each step filters _PRICED itself
         self.total = total_cost(frame)
         self.profile = {
             row["feature"]: row
             for row in feature_profile(
-                self.work, simple_families=opts.simple_families, stable_share=opts.stable_share
+                self.work.lazy().filter(_PRICED), simple_families=opts.simple_families, stable_share=opts.stable_share
             ).iter_rows(named=True)
         }
         self.findings: list[Finding] = []
+        self.examples: list[tuple[dict[str, Any], int]] = []  # (evidence, row_id): excerpts fetched in one call
         self.moves: list[_Move] = []
         self.skipped_features: set[str] = set()
 
@@ -269,15 +278,22 @@ class _Analysis:
         except (KeyError, LookupError, ValueError):
             return None
 
-    def _cost_on(self, rows: pl.DataFrame, model_id: str) -> pl.Series | None:
-        """Cost of the same requests (same token counts) on `model_id`; None when it cannot be priced."""
-        swapped = rows.with_columns(pl.lit(model_id, dtype=pl.String).alias("model_id"))
-        cost = self.ctx.prices.cost(swapped, price_date=self.ctx.price_date)  # PriceBook prices in bounded slices
+    def _cost_on(self, parts: Iterable[pl.DataFrame], model_id: str) -> pl.Series | None:
+        """Cost of the same requests (same token counts) on `model_id`, from the requests in parts (_slices);
+        None when it cannot be priced. Pricing is row-local, and the price join holds ~1.2 KB a row while it runs:
+        a group here can be a large share of all requests."""
+        swapped = pl.lit(model_id, dtype=pl.String).alias("model_id")
+        pieces = [self.ctx.prices.cost(part.with_columns(swapped), price_date=self.ctx.price_date) for part in parts]
+        cost = pl.concat(pieces) if len(pieces) > 1 else pieces[0]
         # a request the candidate cannot price stays where it is (min_horizontal below ignores the null)
         return None if cost.null_count() == cost.len() else cost.cast(MONEY)
 
-    def _target_rows(self, rows: pl.DataFrame, target: str) -> pl.DataFrame | None:
-        cost = self._cost_on(rows, target)
+    def _target_rows(
+        self, rows: pl.DataFrame, target: str, parts: Iterable[pl.DataFrame] | None = None
+    ) -> pl.DataFrame | None:
+        """row_id, cost_usd and target_cost_usd of `rows`; the requests are priced from `parts` when given (the
+        same requests, whole, in slices), else from `rows`."""
+        cost = self._cost_on(_slices(rows) if parts is None else parts, target)
         if cost is None:
             return None
         # a request never costs more after the move: savings cannot be negative per request
@@ -308,7 +324,7 @@ class _Analysis:
     # -- the run
 
     def run(self) -> LeverResult:
-        moved: set[int] = set()
+        moved: list[pl.Series] = []  # row_ids moved down a tier (a Python set of ints is ~60 bytes a row)
         tiered_features: set[str] = set()
         for feature, model_id, positions in _groups(self.work, ["feature", "model_id"]):
             assert isinstance(feature, str) and isinstance(model_id, str)
@@ -321,9 +337,10 @@ class _Analysis:
                 continue
             move = self._tier(feature, price, on, rows)
             if move is not None:
-                moved.update(move.rows["row_id"].to_list())
+                moved.append(move.rows["row_id"])
                 tiered_features.add(feature)
         self._successors(moved)
+        del moved  # row_ids the moves hold too: gone with them in _result
         self._distillation(tiered_features)
         return self._result()
 
@@ -362,7 +379,14 @@ class _Analysis:
         full = _savings(move.rows)
         s = move.shares
         expected = full * _dec(s.expected)
-        signals = Counter(simple["family_signals"].to_list()).most_common(3)
+        # Counter.most_common(3) without a Python string per request: counts in order of first appearance, then a
+        # stable sort (ties keep that order, as Counter's do)
+        top = (
+            simple.group_by("family_signals", maintain_order=True)
+            .len()
+            .sort("len", descending=True, maintain_order=True)
+        )
+        signals = [(str(sig), int(n)) for sig, n in top.head(3).iter_rows()]
         evidence: dict[str, Any] = {
             "feature": feature,
             "model": price.model_id,
@@ -381,8 +405,9 @@ class _Analysis:
             "share_moved": {"low": s.low, "expected": s.expected, "high": s.high},
             "savings_low_usd": usd(full * _dec(s.low)),
             "savings_high_usd": usd(full * _dec(s.high)),
-            "example": self._example(simple),
+            "example": "",  # _fill_examples
         }
+        self.examples.append((evidence, int(simple["row_id"].min())))  # type: ignore[arg-type]
         scope = {"feature": feature, "model": price.model_id, "provider": price.provider}
         fam = prof["dominant_family"].replace("_", " ")
         if move.code == "LA201":
@@ -414,30 +439,40 @@ class _Analysis:
             evidence=evidence,
         )
 
-    def _example(self, rows: pl.DataFrame) -> str:
-        """Excerpt of the first request's system prompt, else its user turn (heads: the frame is reduced)."""
-        first_id = rows["row_id"].min()
-        ids = pl.Series("row_id", [first_id], dtype=pl.Int64)
-        first = fetch_rows(self.frame, self.ctx, ids, ("system_text", "last_user_text")).row(0)[1:]
-        return excerpt(first[0] or first[1], full=self.full_text)
+    def _fill_examples(self) -> None:
+        """Each tier finding's example: an excerpt of its first simple request's system prompt, else its user turn.
+        The heads of all of them in one fetch (the frame is reduced; spilled parts are read once per call)."""
+        if not self.examples:
+            return
+        ids = pl.Series("row_id", [row_id for _, row_id in self.examples], dtype=pl.Int64)
+        heads = fetch_rows(self.frame, self.ctx, ids, ("system_text", "last_user_text"))
+        for (evidence, _), system, user in zip(
+            self.examples, heads["system_text"], heads["last_user_text"], strict=True
+        ):
+            evidence["example"] = excerpt(system or user, full=self.full_text)
 
-    def _successors(self, moved: set[int]) -> None:
+    def _successors(self, moved: list[pl.Series]) -> None:
         """LA203: a newer same-tier model priced below the one in use, for requests not moved down a tier."""
-        rest = ~pl.col("row_id").is_in(pl.Series(sorted(moved), dtype=pl.Int64).implode()) & ~pl.col("feature").is_in(
-            pl.Series(self._shielded(), dtype=pl.String).implode()
+        ids = pl.concat(moved) if moved else pl.Series("row_id", [], dtype=pl.Int64)
+        rest = (
+            _PRICED
+            & ~pl.col("row_id").is_in(ids.implode())
+            & ~pl.col("feature").is_in(pl.Series(self._shielded(), dtype=pl.String).implode())
         )
-        latest = (
-            self.work.lazy().group_by("model_id").agg(pl.col("price_date").filter(rest).max().alias("on")).collect()
-        )
-        for model_id, on in sorted(latest.iter_rows(), key=lambda r: str(r[0])):
-            on = self.ctx.price_date if self.ctx.price_date is not None else on
+        for model_id, positions in _groups(self.work, ["model_id"], where=rest):
+            on = (
+                self.ctx.price_date
+                if self.ctx.price_date is not None
+                else self.work["price_date"].gather(positions).max()
+            )
             price = self._price(model_id, on) if isinstance(on, date) else None
             if price is None or not price.successor:
                 continue
-            rows = self.work.filter(rest & (pl.col("model_id") == model_id))  # only models with a successor
-            if rows.is_empty():
-                continue
-            target = self._target_rows(rows, price.successor)
+            # A model's requests can be a large share of all: what the finding reads of them (28 bytes a row), and
+            # every column only a slice at a time, for pricing.
+            rows = self.work.select("row_id", "cost_usd", "feature")[positions]
+            parts = (self.work[positions.slice(at, _PRICE_ROWS)] for at in range(0, len(positions), _PRICE_ROWS))
+            target = self._target_rows(rows, price.successor, parts)
             if target is None or _savings(target) <= 0:
                 continue
             move = _Move("LA203", target, self.opts.successor_share)
@@ -445,7 +480,7 @@ class _Analysis:
             full = _savings(target)
             s = move.shares
             expected = full * _dec(s.expected)
-            features = sorted(set(rows["feature"].to_list()))
+            features = sorted(rows["feature"].unique().cast(pl.String).to_list())  # distinct ones, not one a row
             self.findings.append(
                 Finding(
                     code="LA203",
@@ -482,7 +517,8 @@ class _Analysis:
         Reported per finding only: a fine-tuning project is not a config switch, so it is not in the plan.
         """
         d = self.opts.distillation
-        span = self.work.select((pl.col("timestamp").max() - pl.col("timestamp").min()).dt.total_seconds()).item()
+        stamp = pl.col("timestamp").filter(_PRICED)
+        span = self.work.select((stamp.max() - stamp.min()).dt.total_seconds()).item()
         period_days = max(float(span or 0) / 86400.0, 1.0)  # less than a day of logs counts as one day
         for feature, prof in sorted(self.profile.items()):
             if (
@@ -494,7 +530,7 @@ class _Analysis:
                 or prof["requests"] < d.min_requests
             ):
                 continue
-            rows = self.work.filter(pl.col("feature") == feature)
+            rows = self.work.filter(_PRICED & (pl.col("feature") == feature))
             models = rows["model_id"].unique().sort().to_list()
             on = self._on(rows)
             if len(models) != 1 or on is None:
@@ -570,18 +606,24 @@ class _Analysis:
     # -- result
 
     def _result(self) -> LeverResult:
-        parts = [
-            m.rows.select(
-                "row_id",
-                _after(m.shares.expected).alias("cost_after_usd"),
-                _after(m.shares.low).alias("cost_after_low_savings_usd"),
-                _after(m.shares.high).alias("cost_after_high_savings_usd"),
+        self._fill_examples()
+        # Each move's rows are released once its counterfactual part is made, and the parts are not rechunked
+        # before the sort: fewer copies of the moved requests alive at the lever's end.
+        parts = []
+        for m in self.moves:
+            parts.append(
+                m.rows.select(
+                    "row_id",
+                    _after(m.shares.expected).alias("cost_after_usd"),
+                    _after(m.shares.low).alias("cost_after_low_savings_usd"),
+                    _after(m.shares.high).alias("cost_after_high_savings_usd"),
+                )
             )
-            for m in self.moves
-        ]
+            m.rows = m.rows.clear()
         counterfactual = (
-            pl.concat(parts).sort("row_id") if parts else pl.DataFrame(schema=COUNTERFACTUAL_SCHEMA)
+            pl.concat(parts, rechunk=False).sort("row_id") if parts else pl.DataFrame(schema=COUNTERFACTUAL_SCHEMA)
         ).cast(COUNTERFACTUAL_SCHEMA)  # type: ignore[arg-type]
+        del parts
         code_rank = {"LA201": 0, "LA202": 1, "LA203": 2, "LA204": 3}
         findings = sorted(
             self.findings,
@@ -630,7 +672,7 @@ class _Analysis:
 
     def _gaps(self) -> list[Gap]:
         """Premium requests judged from output shape alone (no prompt text logged)."""
-        no_text = self.work.filter(pl.col(_NO_TEXT))
+        no_text = self.work.filter(_PRICED & pl.col(_NO_TEXT))
         if no_text.is_empty():
             return []
         families = {}
@@ -653,23 +695,32 @@ class _Analysis:
 
 
 def _classified(frame: pl.DataFrame) -> pl.DataFrame:
-    """The priced rows with their task family: only the columns the analysis reads (the filter copies them, not
-    the classifier's inputs or the text heads), the labels as Enum / Categorical (4 bytes a row, not strings)."""
+    """Every request with its task family and the columns the analysis reads: a select (no copy) plus the labels
+    as Enum / Categorical (4 bytes a row, not strings); the analysis reads the _PRICED rows."""
     keep = [c for c in _WORK_COLUMNS if c in frame.columns]
     labels = classify_compact(frame, text_prefix=_SIGNALS)
-    return (
-        frame.select(*keep, pl.col("feature").fill_null(UNATTRIBUTED), _NO_TEXT)
-        .hstack(labels.get_columns())
-        .filter(pl.col("cost_usd").is_not_null() & pl.col("model_id").is_not_null())
-    )
+    return frame.select(*keep, pl.col("feature").fill_null(UNATTRIBUTED), _NO_TEXT).hstack(labels.get_columns())
 
 
-def _groups(frame: pl.DataFrame, keys: list[str]) -> list[tuple[Any, ...]]:
-    """(*key values, row positions) per group, sorted by the keys as strings; positions keep the frame's order.
-    4 bytes a row, where partition_by copies every column of every group at once."""
+def _slices(rows: pl.DataFrame) -> list[pl.DataFrame]:
+    """The rows in slices of _PRICE_ROWS (views, no copy; at least one, maybe empty)."""
+    return [rows.slice(at, _PRICE_ROWS) for at in range(0, max(rows.height, 1), _PRICE_ROWS)]
+
+
+def _groups(frame: pl.DataFrame, keys: list[str], where: pl.Expr = _PRICED) -> list[tuple[Any, ...]]:
+    """(*key values, row positions) per group of the rows meeting `where`, sorted by the keys as strings; positions
+    keep the frame's order. 4 bytes a row, where partition_by copies every column of every group at once."""
     # Categorical keys: grouping on two string columns row-encodes them (~0.1 KB a row for a moment)
     categorical = [pl.col(k).cast(pl.Categorical) for k in keys]
-    index = frame.lazy().select(categorical).with_row_index("_i").group_by(keys).agg(pl.col("_i")).collect()
+    index = (
+        frame.lazy()
+        .select(*categorical, where.alias("_where"))
+        .with_row_index("_i")
+        .filter(pl.col("_where"))
+        .group_by(keys)
+        .agg(pl.col("_i"))
+        .collect()
+    )
     positions = index.get_column("_i")
     groups = [(*key, positions[i]) for i, key in enumerate(index.select(keys).iter_rows())]
     return sorted(groups, key=lambda g: tuple(str(v) for v in g[:-1]))
