@@ -108,6 +108,9 @@ _USED = (
 # ---------------------------------------------------------------------------------------------- options
 
 
+_EXACT = pl.Decimal(38, 12)  # _exact_sum
+
+
 @dataclass(frozen=True)
 class CachingOptions:
     """`levers: prompt_caching:` in llm-audit.yaml; defaults documented in docs/rules/LA101.md."""
@@ -917,21 +920,29 @@ class Unit:
         return scope
 
 
+def _exact_sum(values: pl.Expr) -> pl.Expr:
+    """Sum of a float USD column that does not depend on how polars splits the rows: each value is rounded to
+    1e-12 (a pico-dollar) and summed as an exact decimal. A float sum's last bits depend on the order partial sums
+    are combined in, which follows chunk layout and hash partitions (parallel vs serial ingest, one file vs eight):
+    fed into the counterfactual, that flipped nano-dollar digits of the report between equal inputs."""
+    return values.cast(_EXACT).sum().cast(pl.Float64)
+
+
 def _units(work: pl.DataFrame, table: pl.DataFrame, rules: dict[str, UnitRules]) -> dict[str, Unit]:
     """Per unit (by key, in key order): identity and the realized cache usage as logged (all rows, with or without
     text)."""
     stats = work.group_by("unit").agg(
         pl.len().alias("requests"),
         HAS_TEXT.sum().alias("text_requests"),
-        pl.col("cur").sum().alias("cost"),
+        _exact_sum(pl.col("cur")).alias("cost"),
         pl.col("input_tokens").sum(),
         pl.col("cache_read_tokens").sum(),
         pl.col("cache_write_5m_tokens").sum(),
         pl.col("cache_write_1h_tokens").sum(),
-        (pl.col("cache_write_5m_tokens") * pl.col("d_w5") + pl.col("cache_write_1h_tokens") * pl.col("d_w1"))
-        .sum()
-        .alias("write_premium"),
-        (-pl.col("cache_read_tokens") * pl.col("d_read")).sum().alias("read_savings"),
+        _exact_sum(
+            pl.col("cache_write_5m_tokens") * pl.col("d_w5") + pl.col("cache_write_1h_tokens") * pl.col("d_w1")
+        ).alias("write_premium"),
+        _exact_sum(-pl.col("cache_read_tokens") * pl.col("d_read")).alias("read_savings"),
     )
     names = table.select("unit", "provider", "model_id", "feature", "billing_scope")
     units = {}
@@ -982,7 +993,7 @@ def _decide(
     cands: pl.DataFrame, units: dict[str, Unit], variants: Sequence[str], opts: CachingOptions
 ) -> dict[str, Decision]:
     cost_cols = [f"{v}_cost{o}" for v in variants for o in ("0", "1", "inf")]
-    aggs = [pl.col(c).sum() for c in ("cur", "cost_none", "low_cost", *cost_cols)]
+    aggs = [_exact_sum(pl.col(c)).alias(c) for c in ("cur", "cost_none", "low_cost", *cost_cols)]
     aggs.append(pl.len().alias("n"))
     if "masked" in variants:
         aggs.append((pl.col("masked_shared") > pl.col("raw_shared")).sum().alias("busted"))
@@ -1050,7 +1061,7 @@ def _text_counterfactual(cands: pl.DataFrame, decisions: dict[str, Decision]) ->
     def after(case: str) -> pl.Expr:
         savings = {d.code: d.costs["cur"] - float(getattr(d, case)) for d in decisions.values()}
         gain = (pl.col("cur") - picked(case)).clip(lower_bound=0)
-        share = gain / gain.sum().over("unit")
+        share = gain / _exact_sum(gain).over("unit")
         saved = pl.col("unit").replace_strict(savings, return_dtype=pl.Float64)
         spread = (saved.clip(lower_bound=0) * share).fill_nan(0).fill_null(0)
         return (pl.col("cur") - spread).clip(lower_bound=0)
