@@ -693,7 +693,9 @@ class PriceBook:
     def cost(self, frame: pl.DataFrame, price_date: date | None = None) -> pl.Series:
         """Cost of each row (MONEY), from model_id, timestamp, token columns, batch and service_tier."""
         prices = self.price_frame()
-        pieces = [_cost(part, prices, self._price_dates(part, price_date)).alias("cost_usd") for part in _slices(frame)]
+        pieces = [
+            _cost(part, prices, self._price_dates(part, price_date)).alias("cost_usd") for part in row_slices(frame)
+        ]
         return pl.concat(pieces, rechunk=True) if len(pieces) > 1 else pieces[0]
 
     def cache_costs(
@@ -706,17 +708,19 @@ class PriceBook:
         variant's (cache_read, cache_write_5m, cache_write_1h) expressions over `frame`, exactly what `cost`
         gives for that modified copy, from one price join for all variants (the join is most of the cost)."""
         prices = self.price_frame()
-        pieces = [_costs(part, prices, self._price_dates(part, price_date), variants) for part in _slices(frame)]
+        pieces = [_costs(part, prices, self._price_dates(part, price_date), variants) for part in row_slices(frame)]
         return pl.concat(pieces, rechunk=True) if len(pieces) > 1 else pieces[0]
 
 
-def _slices(frame: pl.DataFrame) -> list[pl.DataFrame]:
-    """The frame in slices of PRICE_SLICE_ROWS (views, no copy; at least one, maybe empty): pricing is row-local,
-    and the price join puts every price column on every row it prices (~0.4 KB a row), so at 10M requests it is
-    made one slice at a time."""
-    if frame.height <= PRICE_SLICE_ROWS:
+def row_slices(frame: pl.DataFrame, rows: int | None = None) -> list[pl.DataFrame]:
+    """The frame in slices of `rows` rows, PRICE_SLICE_ROWS by default (views, no copy; at least one, maybe
+    empty): pricing is row-local, and the price join puts every price column on every row it prices (~0.4 KB a
+    row), so at 10M requests it is made one slice at a time. Levers that build a modified copy of a large group
+    before pricing it slice smaller."""
+    rows = PRICE_SLICE_ROWS if rows is None else rows  # read at call time: tests set it small
+    if frame.height <= rows:
         return [frame]
-    return [frame.slice(start, PRICE_SLICE_ROWS) for start in range(0, frame.height, PRICE_SLICE_ROWS)]
+    return [frame.slice(start, rows) for start in range(0, frame.height, rows)]
 
 
 def _price_frame(history: Mapping[str, tuple[ModelPrice, ...]]) -> pl.DataFrame:

@@ -33,14 +33,18 @@ def counted_replays(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_sample_logs_result_does_not_depend_on_the_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+def sample_logs_input() -> tuple[pl.DataFrame, LeverContext]:
+    """What the pipeline hands prompt_caching for sample_logs/: its frame and context (system_text is fetched)."""
     options = ScanOptions(paths=[str(SAMPLES)])
     prices = PriceBook.load()
     levers = [(lv, ctx) for lv, ctx in lever_contexts(options, prices) if lv.id == caching.LEVER_ID]
     ingest = read_paths(options.paths, attribution=options.config.attribution, on_chunk=chunk_reducer(options, levers))
     priced = prepare_frame(ingest.frame, options, prices)
-    frame = lever_frame(priced, caching.LEVER)
-    ctx = LeverContext(prices=prices, rows=row_fetcher(priced))  # as analyze_lever: system_text is fetched
+    return lever_frame(priced, caching.LEVER), LeverContext(prices=prices, rows=row_fetcher(priced))
+
+
+def test_sample_logs_result_does_not_depend_on_the_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame, ctx = sample_logs_input()
     calls = counted_replays(monkeypatch)
 
     def run(budget: int) -> tuple[LeverResult, int]:

@@ -7,18 +7,12 @@ digits flipped. Per-unit money totals are now exact decimal sums (caching._exact
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import polars as pl
 
-from auditor.ingest import read_paths
 from auditor.levers import caching
-from auditor.levers.base import LeverContext
-from auditor.pipeline import ScanOptions, chunk_reducer, lever_contexts, lever_frame, prepare_frame, row_fetcher
-from auditor.prices import PriceBook
+from tests.test_lever_caching_batches import sample_logs_input
 from tests.test_lever_caching_reduced import as_dicts
-
-SAMPLES = Path(__file__).resolve().parents[1] / "sample_logs"
 
 
 def rechunked(frame: pl.DataFrame, rows: int) -> pl.DataFrame:
@@ -59,13 +53,7 @@ def test_exact_sum_is_the_same_for_any_layout_and_order_where_a_float_sum_is_not
 def test_lever_result_does_not_depend_on_the_frame_layout() -> None:
     """A guard for the whole lever (sample_logs is too small to have flipped a digit with float sums; the 1M check in
     benchmarks/run.py --check-split is what caught it)."""
-    options = ScanOptions(paths=[str(SAMPLES)])
-    prices = PriceBook.load()
-    levers = [(lv, ctx) for lv, ctx in lever_contexts(options, prices) if lv.id == caching.LEVER_ID]
-    ingest = read_paths(options.paths, attribution=options.config.attribution, on_chunk=chunk_reducer(options, levers))
-    priced = prepare_frame(ingest.frame, options, prices)
-    frame = lever_frame(priced, caching.LEVER)
-    ctx = LeverContext(prices=prices, rows=row_fetcher(priced))
+    frame, ctx = sample_logs_input()
 
     whole = caching.LEVER.analyze(frame.rechunk(), ctx)
     for rows in (3, 64, 1000):

@@ -41,7 +41,7 @@ def test_sliced_costs_are_the_same(frame: pl.DataFrame, monkeypatch: pytest.Monk
     whole_cost, whole_cache = book.cost(frame), book.cache_costs(frame, VARIANTS)
     whole_added = book.add_costs(frame.drop("model_id", "price_date", "unpriced", "cost_usd"))
     monkeypatch.setattr(prices_module, "PRICE_SLICE_ROWS", 3)
-    assert len(prices_module._slices(frame)) == 7
+    assert len(prices_module.row_slices(frame)) == 7
     assert_series_equal(book.cost(frame), whole_cost)
     assert_frame_equal(book.cache_costs(frame, VARIANTS), whole_cache)
     assert_frame_equal(book.add_costs(frame.drop("model_id", "price_date", "unpriced", "cost_usd")), whole_added)

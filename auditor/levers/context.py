@@ -61,6 +61,7 @@ from auditor.levers.base import (
     total_cost,
 )
 from auditor.levers.options import count, number, reject_unknown
+from auditor.prices import row_slices
 from auditor.redact import excerpt
 from auditor.reduce import HEAD_CHARS, ensure_reduced
 from auditor.report import Finding, Gap, usd
@@ -201,8 +202,8 @@ _PRICE_ROWS = 8192
 def _price_after(rows: pl.DataFrame, ctx: LeverContext, start: str, removed: str) -> pl.Series:
     """Cost after removing the span, never above the logged cost (a lever never adds cost)."""
     pieces = [
-        ctx.prices.cost(_trimmed(rows.slice(at, _PRICE_ROWS), start, removed), price_date=ctx.price_date)
-        for at in range(0, max(rows.height, 1), _PRICE_ROWS)
+        ctx.prices.cost(_trimmed(part, start, removed), price_date=ctx.price_date)
+        for part in row_slices(rows, _PRICE_ROWS)
     ]
     cost = (pl.concat(pieces) if len(pieces) > 1 else pieces[0]).cast(_MONEY)
     logged = rows["cost_usd"].cast(_MONEY)

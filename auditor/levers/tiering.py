@@ -32,7 +32,7 @@ from auditor.classify import (
 from auditor.config import ConfigError
 from auditor.levers.base import COUNTERFACTUAL_SCHEMA, LeverContext, LeverResult, fetch_rows, severity, total_cost
 from auditor.levers.options import count, names, number, reject_unknown
-from auditor.prices import ModelPrice
+from auditor.prices import ModelPrice, row_slices
 from auditor.redact import excerpt
 from auditor.reduce import ensure_reduced
 from auditor.report import Finding, Gap, usd
@@ -279,7 +279,7 @@ class _Analysis:
             return None
 
     def _cost_on(self, parts: Iterable[pl.DataFrame], model_id: str) -> pl.Series | None:
-        """Cost of the same requests (same token counts) on `model_id`, from the requests in parts (_slices);
+        """Cost of the same requests (same token counts) on `model_id`, from `parts` (slices of them);
         None when it cannot be priced. Pricing is row-local, and the price join holds ~1.2 KB a row while it runs:
         a group here can be a large share of all requests."""
         swapped = pl.lit(model_id, dtype=pl.String).alias("model_id")
@@ -293,7 +293,7 @@ class _Analysis:
     ) -> pl.DataFrame | None:
         """row_id, cost_usd and target_cost_usd of `rows`; the requests are priced from `parts` when given (the
         same requests, whole, in slices), else from `rows`."""
-        cost = self._cost_on(_slices(rows) if parts is None else parts, target)
+        cost = self._cost_on(row_slices(rows, _PRICE_ROWS) if parts is None else parts, target)
         if cost is None:
             return None
         # a request never costs more after the move: savings cannot be negative per request
@@ -700,11 +700,6 @@ def _classified(frame: pl.DataFrame) -> pl.DataFrame:
     keep = [c for c in _WORK_COLUMNS if c in frame.columns]
     labels = classify_compact(frame, text_prefix=_SIGNALS)
     return frame.select(*keep, pl.col("feature").fill_null(UNATTRIBUTED), _NO_TEXT).hstack(labels.get_columns())
-
-
-def _slices(rows: pl.DataFrame) -> list[pl.DataFrame]:
-    """The rows in slices of _PRICE_ROWS (views, no copy; at least one, maybe empty)."""
-    return [rows.slice(at, _PRICE_ROWS) for at in range(0, max(rows.height, 1), _PRICE_ROWS)]
 
 
 def _groups(frame: pl.DataFrame, keys: list[str], where: pl.Expr = _PRICED) -> list[tuple[Any, ...]]:
