@@ -93,7 +93,7 @@ HAS_TEXT = pl.col(BYTES).is_not_null()
 SCOPE = pl.concat_str("provider", "model_id", "billing_scope", separator="\x1f")  # caches never span scopes
 _TOKEN_PREFIXES = tuple(f"{v}_{kind}" for v in ("raw", "masked") for kind in ("shared", "hit"))  # Simulation.tokens
 _CHAIN_COLUMNS = (KEYS_HEAD, KEYS, MASKED_KEYS, WINDOW)  # the largest features: gathered a batch at a time
-_REPLAY_BATCH_BLOCKS = 250_000  # about the (request, block) rows replayed at once (~20 MB with temporaries)
+_REPLAY_BATCH_BLOCKS = 1_000_000  # about the (request, block) rows replayed at once (~80 MB with temporaries)
 _PRICE_BATCH_ROWS = 25_000  # rows priced at once
 _TOKEN_BATCH_ROWS = 25_000  # requests turned into cached tokens at once (_variant_tokens)
 # What analyze reads of the frame besides its own features: keys, pricing inputs (PriceBook.cost) and cache usage.
