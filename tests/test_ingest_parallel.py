@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -136,3 +137,25 @@ def test_scan_report_is_the_same_with_workers(
     assert split["findings"] == serial["findings"]
     assert split["totals"]["requests"] == 5657
     assert small_blocks  # the first scan used the workers
+
+
+def test_worker_env_keeps_freed_memory_and_respects_user_settings() -> None:
+    env = parallel.worker_env({"_RJEM_MALLOC_CONF": "dirty_decay_ms:500,muzzy_decay_ms:1000"})
+    # jemalloc takes an option's last value: ours come after polars' defaults
+    assert env["_RJEM_MALLOC_CONF"] == "dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    assert "glibc.malloc.trim_threshold=1073741824" in env["GLIBC_TUNABLES"]
+    mine = parallel.worker_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert "GLIBC_TUNABLES" not in mine  # the user's own glibc settings stay
+    assert mine["_RJEM_MALLOC_CONF"] == "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+
+def test_workers_start_with_worker_env_and_the_environment_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.setenv("_RJEM_MALLOC_CONF", "dirty_decay_ms:500")
+    with parallel.ParallelReader(1, None, {}, None) as reader:
+        seen = reader.pool.submit(os.getenv, "_RJEM_MALLOC_CONF").result()
+        glibc = reader.pool.submit(os.getenv, "GLIBC_TUNABLES").result()
+    assert seen is not None and seen.endswith("dirty_decay_ms:-1,muzzy_decay_ms:-1")
+    assert glibc is not None and glibc.startswith("glibc.malloc.trim_threshold=")
+    assert os.environ["_RJEM_MALLOC_CONF"] == "dirty_decay_ms:500"
+    assert "GLIBC_TUNABLES" not in os.environ
